@@ -1,0 +1,11 @@
+"""Root conftest: test isolation, perf-suite options and skip helpers."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Each test session parses into its own cache folder, never the user's."""
+    monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))

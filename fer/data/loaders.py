@@ -1,0 +1,179 @@
+"""make_loader(): the DataLoader path and the device-resident path.
+
+* ``dataloader``: a standard :class:`torch.utils.data.DataLoader` over PIL
+  images with the torchvision per-sample pipeline — the path the study tuned
+  (``num_workers``, ``pin_memory``, ``persistent_workers``, ``prefetch_factor``).
+* ``device``: the whole uint8 dataset is copied to the device once; each batch
+  is indexed, augmented and normalised there with batched tensor ops. No worker
+  processes, no per-sample Python, no host-to-device copy per step.
+
+Both yield ``(inputs float [B, 1, S, S], targets)`` where targets are int64
+labels, or float soft targets when the data has them. Shuffling is seeded:
+the order of epoch ``e`` depends only on ``seed`` and ``e`` (call
+``set_epoch(e)``, as with a DistributedSampler).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from fer.data.augment import batch_augment, sample_transform, to_model_input
+from fer.data.dataset import FERData
+from fer.errors import ConfigError
+
+LOADERS = ("dataloader", "device")
+
+
+class EpochLoader(Protocol):
+    num_images: int
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]: ...
+    def __len__(self) -> int: ...
+    def set_epoch(self, epoch: int) -> None: ...
+
+
+def _targets(data: FERData) -> torch.Tensor:
+    if data.soft_targets is not None:
+        return torch.from_numpy(np.ascontiguousarray(data.soft_targets))
+    return torch.from_numpy(np.ascontiguousarray(data.labels))
+
+
+class FERImageDataset(Dataset):
+    """Per-sample dataset: a PIL image through a torchvision transform."""
+
+    def __init__(self, data: FERData, transform) -> None:
+        self.images = data.images
+        self.targets = _targets(data)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int):
+        return self.transform(Image.fromarray(self.images[index])), self.targets[index]
+
+
+class SeededDataLoader:
+    """A DataLoader whose shuffle order is a function of (seed, epoch)."""
+
+    def __init__(self, dataset: Dataset, *, seed: int, shuffle: bool, **kwargs) -> None:
+        self.generator = torch.Generator()
+        self.seed = seed
+        self.set_epoch(0)
+        self.loader = DataLoader(dataset, shuffle=shuffle, generator=self.generator, **kwargs)
+        self.num_images = len(dataset)
+        if kwargs.get("drop_last"):
+            self.num_images = len(self.loader) * kwargs["batch_size"]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.generator.manual_seed(self.seed * 100_003 + epoch)
+
+    def __iter__(self):
+        return iter(self.loader)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+
+class DeviceLoader:
+    """Batches drawn from a uint8 dataset that lives on ``device``."""
+
+    def __init__(
+        self,
+        data: FERData,
+        *,
+        batch_size: int,
+        device: torch.device,
+        shuffle: bool,
+        augment: bool,
+        seed: int,
+        drop_last: bool,
+        image_size: int | None,
+    ) -> None:
+        self.device = torch.device(device)
+        self.images = torch.from_numpy(data.images).to(self.device).unsqueeze(1)
+        self.targets = _targets(data).to(self.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.augment = augment
+        self.seed = seed
+        self.drop_last = drop_last
+        self.image_size = image_size
+        self.generator = torch.Generator(device=self.device)
+        self.epoch = 0
+        n = len(self.images)
+        self.num_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
+        self.num_images = self.num_batches * batch_size if drop_last else n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        self.generator.manual_seed(self.seed * 100_003 + self.epoch)
+        n = len(self.images)
+        if self.shuffle:
+            order = torch.randperm(n, device=self.device, generator=self.generator)
+        else:
+            order = torch.arange(n, device=self.device)
+        for i in range(self.num_batches):
+            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+            x = self.images[index]
+            if self.augment:
+                x = batch_augment(x, generator=self.generator)
+            yield to_model_input(x, self.image_size), self.targets[index]
+
+
+def make_loader(
+    data: FERData,
+    *,
+    batch_size: int,
+    train: bool,
+    loader: str = "dataloader",
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
+    seed: int = 0,
+    image_size: int | None = None,
+    augment: bool | None = None,
+    drop_last: bool | None = None,
+) -> EpochLoader:
+    """A loader over ``data`` (one split, see :meth:`FERData.split`).
+
+    ``train`` turns on shuffling, augmentation and ``drop_last`` unless
+    ``augment`` / ``drop_last`` say otherwise. ``loader`` picks the path (see
+    the module docstring); ``device`` only matters for the device path.
+    """
+    if loader not in LOADERS:
+        raise ConfigError(f"loader {loader!r} is not one of {', '.join(LOADERS)}")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    if len(data) == 0:
+        raise ConfigError(f"{data.source}: no images to load; check the split and the data path")
+    augment = train if augment is None else augment
+    drop_last = (train and len(data) >= batch_size) if drop_last is None else drop_last
+    if loader == "device":
+        return DeviceLoader(data, batch_size=batch_size, device=torch.device(device), shuffle=train,
+                            augment=augment, seed=seed, drop_last=drop_last, image_size=image_size)
+    if num_workers < 0:
+        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    extra = {}
+    if num_workers > 0:
+        extra["persistent_workers"] = persistent_workers
+        if prefetch_factor is not None:
+            extra["prefetch_factor"] = prefetch_factor
+    dataset = FERImageDataset(data, sample_transform(augment, image_size))
+    return SeededDataLoader(dataset, seed=seed, shuffle=train, batch_size=batch_size,
+                            num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
+                            **extra)

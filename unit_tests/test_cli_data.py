@@ -1,0 +1,55 @@
+"""`fer data inspect|synth`: output, errors as one line and exit 2."""
+
+import json
+
+import pytest
+
+from fer.cli import main
+from unit_tests.helpers import write_fer_csv
+
+
+def test_synth_then_inspect(tmp_path, capsys):
+    out = tmp_path / "syn.csv"
+    assert main(["data", "synth", "--out", str(out), "--n", "70", "--seed", "1"]) == 0
+    assert "wrote 70 synthetic faces" in capsys.readouterr().out
+    assert main(["data", "inspect", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "images   70 of 48x48" in text
+    assert "train 56, val 7, test 7" in text
+    assert "surprise" in text
+
+
+def test_inspect_synthetic_json(capsys):
+    assert main(["data", "inspect", "synthetic", "--synthetic-size", "50", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 50
+    assert sum(summary["class_counts"]["train"].values()) == summary["splits"]["train"]
+
+
+def test_inspect_reports_skipped_rows(tmp_path, capsys):
+    path = tmp_path / "fer2013.csv"
+    write_fer_csv(path, n=4)
+    lines = path.read_text().split("\n")
+    lines[2] = "9" + lines[2][1:]
+    path.write_text("\n".join(lines))
+    assert main(["data", "inspect", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{path}:3: emotion '9'" in err
+    assert main(["data", "inspect", str(path), "--skip-bad-rows"]) == 0
+    assert "line 3: emotion '9'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "inspect", "/no/such/file.csv"],
+    ["data", "synth", "--out", "/proc/forbidden/x.csv"],
+    ["data", "synth", "--out", "x.csv", "--n", "0"],
+    ["data", "inspect"],
+    ["nonsense"],
+])
+def test_user_errors_exit_2_without_traceback(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and err.strip()

@@ -1,0 +1,85 @@
+"""make_loader(): both paths, seeding, sizes and errors."""
+
+import pytest
+import torch
+
+from fer.data import make_loader, make_synthetic_faces
+from fer.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic_faces(100, seed=0).split("train")  # 80 images
+
+
+@pytest.mark.parametrize("loader", ["dataloader", "device"])
+def test_batches_shapes_and_counts(data, loader):
+    it = make_loader(data, batch_size=16, train=True, loader=loader)
+    batches = list(it)
+    assert len(batches) == len(it) == 5
+    x, y = batches[0]
+    assert x.shape == (16, 1, 48, 48) and x.dtype == torch.float32
+    assert y.dtype == torch.int64
+    assert sum(len(b[0]) for b in batches) == it.num_images == 80
+
+
+@pytest.mark.parametrize("loader", ["dataloader", "device"])
+def test_eval_loader_keeps_order_and_last_batch(data, loader):
+    it = make_loader(data, batch_size=32, train=False, loader=loader)
+    ys = torch.cat([y for _, y in it])
+    assert ys.tolist() == data.labels.tolist()
+    assert it.num_images == 80 and len(it) == 3
+
+
+@pytest.mark.parametrize("loader", ["dataloader", "device"])
+def test_shuffle_is_seeded_per_epoch(data, loader):
+    def order(seed, epoch):
+        it = make_loader(data, batch_size=80, train=True, loader=loader, seed=seed)
+        it.set_epoch(epoch)
+        return next(iter(it))[1].tolist()
+
+    assert order(0, 0) == order(0, 0)
+    assert order(0, 0) != order(0, 1)
+    assert order(0, 0) != order(1, 0)
+    assert sorted(order(0, 0)) == sorted(data.labels.tolist())
+
+
+def test_resize_option(data):
+    for loader in ("dataloader", "device"):
+        x, _ = next(iter(make_loader(data, batch_size=4, train=True, loader=loader,
+                                     image_size=64)))
+        assert x.shape == (4, 1, 64, 64)
+
+
+def test_dataloader_knobs_with_workers(data):
+    it = make_loader(data, batch_size=20, train=True, num_workers=2, persistent_workers=True,
+                     prefetch_factor=2, pin_memory=False)
+    assert it.loader.num_workers == 2 and it.loader.persistent_workers
+    assert sum(len(x) for x, _ in it) == 80
+    assert sum(len(x) for x, _ in it) == 80  # a second epoch on the persistent workers
+
+
+def test_paths_agree_without_augmentation(data):
+    a = torch.cat([x for x, _ in make_loader(data, batch_size=32, train=False)])
+    b = torch.cat([x for x, _ in make_loader(data, batch_size=32, train=False, loader="device")])
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_soft_targets_are_yielded():
+    import numpy as np
+
+    data = make_synthetic_faces(20, seed=0)
+    data.soft_targets = np.full((20, 7), 1 / 7, dtype=np.float32)
+    _, y = next(iter(make_loader(data, batch_size=4, train=False, loader="device")))
+    assert y.shape == (4, 7) and y.dtype == torch.float32
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"loader": "gpu"}, "loader 'gpu'"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"num_workers": -1}, "num_workers"),
+])
+def test_errors(data, kwargs, match):
+    args = {"batch_size": 8, "train": True, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        make_loader(data, **args)
