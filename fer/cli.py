@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
-from fer.errors import FERError
+from fer.errors import FERDataError, FERError
 
 log = logging.getLogger("fer")
 
@@ -100,6 +102,10 @@ def _cmd_data_synth(args) -> int:
     from fer.data import make_synthetic_faces
     from fer.data.export import write_fer2013_csv
 
+    parent = Path(args.out).resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise FERDataError(f"--out {args.out}: cannot write under {existing}; choose another path")
     data = make_synthetic_faces(args.n, seed=args.seed, imbalance=args.imbalance)
     write_fer2013_csv(data, args.out)
     print(f"wrote {len(data)} synthetic faces to {args.out} "
@@ -138,14 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fer", description="Train, profile and benchmark FER models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from fer import cli_train
+
+    cli_train.register(sub)
     _build_data_parser(sub)
-    for register in _EXTRA_COMMANDS:
-        register(sub)
     return parser
-
-
-#: Functions that add subcommands (train, profile, ...): each takes the subparsers.
-_EXTRA_COMMANDS: list = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,14 +39,22 @@ def test_inspect_reports_skipped_rows(tmp_path, capsys):
     assert "line 3: emotion '9'" in capsys.readouterr().out
 
 
+@pytest.fixture
+def under_a_file(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    return str(blocker / "x.csv")
+
+
 @pytest.mark.parametrize("argv", [
     ["data", "inspect", "/no/such/file.csv"],
-    ["data", "synth", "--out", "/proc/forbidden/x.csv"],
+    ["data", "synth", "--out", "UNDER_A_FILE"],
     ["data", "synth", "--out", "x.csv", "--n", "0"],
     ["data", "inspect"],
     ["nonsense"],
 ])
-def test_user_errors_exit_2_without_traceback(argv, capsys):
+def test_user_errors_exit_2_without_traceback(argv, capsys, under_a_file):
+    argv = [under_a_file if a == "UNDER_A_FILE" else a for a in argv]
     with pytest.raises(SystemExit) as exit_info:
         code = main(argv)
         raise SystemExit(code)

@@ -1,0 +1,138 @@
+"""The engine: records, timing split, precision, resume, divergence."""
+
+import math
+
+import pytest
+import torch
+
+from fer.config import TrainConfig
+from fer.data import make_synthetic_faces
+from fer.engine import EpochRecord, Trainer, TrainingError, resolve_device
+from fer.errors import ConfigError
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return make_synthetic_faces(240, seed=0)  # 192 train, 24 val
+
+
+def cfg(**kw):
+    base = dict(model="test_efficientnet", device="cpu", epochs=2, batch_size=32,
+                synthetic_size=240)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+@pytest.mark.parametrize("loader,workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
+def test_records_are_consistent(small_data, loader, workers):
+    records = Trainer(cfg(loader=loader, num_workers=workers), data=small_data).fit()
+    assert [r.epoch for r in records] == [0, 1]
+    for r in records:
+        assert r.images == 192 and r.steps == 6
+        assert r.wall_s > 0 and 0 <= r.data_wait_s <= r.wall_s
+        assert math.isclose(r.data_wait_s + r.compute_s, r.wall_s, rel_tol=1e-9)
+        assert math.isclose(r.images_per_s, r.images / r.wall_s)
+        assert 0 <= r.train_acc <= 1 and 0 <= r.val_acc <= 1 and math.isfinite(r.loss)
+        assert r.peak_mem_bytes > 0 and r.peak_mem_kind == "process_peak_rss"
+        assert r.val_loss is not None and r.eval_s > 0
+        assert 0 <= r.data_wait_share <= 1
+
+
+def test_dataloader_workers_show_data_wait(small_data):
+    r = Trainer(cfg(loader="dataloader", num_workers=1, epochs=1), data=small_data).train_epoch()
+    assert r.data_wait_s > 0
+
+
+def test_training_learns(small_data):
+    data = make_synthetic_faces(3000, seed=1)
+    records = Trainer(cfg(epochs=3, batch_size=32, synthetic_size=3000), data=data).fit()
+    assert records[-1].loss < records[0].loss
+    assert records[-1].val_acc > 0.4  # 7 classes: chance is 0.14
+
+
+@pytest.mark.parametrize("precision", ["fp32", "amp_bf16", "amp_fp16"])
+def test_precisions_run_on_cpu(small_data, precision):
+    r = Trainer(cfg(precision=precision, epochs=1, max_steps_per_epoch=2),
+                data=small_data).train_epoch()
+    assert r.steps == 2 and math.isfinite(r.loss)
+    assert r.skipped_steps >= 0
+
+
+def test_fp16_overflow_steps_are_counted_not_fatal(small_data):
+    trainer = Trainer(cfg(precision="amp_fp16", epochs=1, max_steps_per_epoch=3), data=small_data)
+    trainer.precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
+    r = trainer.train_epoch()
+    assert r.skipped_steps >= 1
+
+
+def test_resume_gives_the_same_weights_as_straight(small_data, tmp_path):
+    straight = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "a")), data=small_data)
+    straight.fit()
+    first = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b")), data=small_data)
+    first.run_epoch()  # ...and the process stops here
+    resumed = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b"), resume=True), data=small_data)
+    assert resumed.epoch == 1 and len(resumed.records) == 1
+    resumed.fit()
+    a, b = straight.raw_model.state_dict(), resumed.raw_model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r.loss for r in straight.records] == [r.loss for r in resumed.records]
+
+
+def test_checkpoint_is_refused_when_it_holds_code(small_data, tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (tmp_path / "last.pt").write_bytes(b"")
+    torch.save({"format": 1, "x": Evil()}, tmp_path / "last.pt")
+    with pytest.raises(ConfigError, match="refused or unreadable checkpoint"):
+        Trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
+
+
+def test_resume_without_checkpoint(small_data, tmp_path):
+    with pytest.raises(ConfigError, match="no checkpoint at"):
+        Trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
+
+
+def test_nan_loss_stops_with_a_clear_error(small_data):
+    trainer = Trainer(cfg(epochs=1, max_steps_per_epoch=2, learning_rate=1e30,
+                          optimizer="sgd"), data=small_data)
+    with torch.no_grad():
+        for p in trainer.raw_model.parameters():
+            p.fill_(float("nan"))
+    with pytest.raises(TrainingError, match="NaN/Inf in epoch 0"):
+        trainer.train_epoch()
+
+
+def test_channels_last_and_resize(small_data):
+    r = Trainer(cfg(channels_last=True, image_size=64, epochs=1, max_steps_per_epoch=1),
+                data=small_data).train_epoch()
+    assert r.steps == 1
+
+
+def test_record_round_trip():
+    r = EpochRecord(epoch=0, images=10, steps=1, wall_s=2.0, data_wait_s=0.5, compute_s=1.5,
+                    images_per_s=5.0, loss=1.0, train_acc=0.5, lr=0.1, peak_mem_bytes=1,
+                    peak_mem_kind="process_peak_rss")
+    d = r.to_dict()
+    assert d["data_wait_share"] == 0.25
+    assert EpochRecord.from_dict(d) == r
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(ConfigError, match="--device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="no CUDA device"):
+            resolve_device("cuda:0")
+
+
+def test_no_training_rows(small_data):
+    import numpy as np
+
+    data = make_synthetic_faces(20, seed=0)
+    data.splits = np.full(20, 2, dtype=np.int8)
+    with pytest.raises(ConfigError, match="no training rows"):
+        Trainer(cfg(), data=data)
