@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# --perf-scale, machine info for the benchmark JSON, per-hardware storage
+pytest_plugins = ["fer.pytest_plugin", "pytester"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):

@@ -1,0 +1,88 @@
+"""pytest plugin of the perf suite (loaded by the root conftest.py).
+
+* ``--perf-scale smoke|full|auto`` and the ``perf_scale`` / ``perf_data`` fixtures;
+* GPU, CUDA, cuDNN, torch, torchvision and timm versions added to the
+  benchmark JSON's ``machine_info`` (``pytest_benchmark_update_machine_info``);
+* saved runs partitioned by hardware class: unless ``--benchmark-storage`` is
+  given, runs go to ``.benchmarks/<hardware class>/`` (e.g.
+  ``.benchmarks/NVIDIA_H100_80GB_HBM3-x1/``), so ``--benchmark-compare`` only
+  ever finds baselines of the same GPU model and count (or CPU model);
+* ``skip_unless_devices(n)``: a skip with a reason for device counts the
+  machine lacks.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+DEFAULT_STORAGE = "file://./.benchmarks"
+
+MARKERS = {
+    "gpu": "needs one CUDA device",
+    "multi_gpu": "needs two or more CUDA devices",
+    "slow": "takes more than a few seconds",
+    "distributed": "starts torch.distributed process groups",
+}
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("fer", "fer perf suite")
+    group.addoption("--perf-scale", choices=("smoke", "full", "auto"), default="auto",
+                    help="smoke: tiny model, small epochs (CPU, CI); full: efficientnet_b0 on "
+                         "FER2013-sized epochs (GPU); auto (default): full on CUDA, else smoke")
+    group.addoption("--perf-rounds", type=int, default=None, metavar="N",
+                    help="timed epochs per benchmark (after one warm-up); default: the scale's (3)")
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-benchmark opens its storage
+def pytest_configure(config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    option = getattr(config.option, "benchmark_storage", None)
+    if option == DEFAULT_STORAGE:
+        from fer.gpu import hardware_class
+
+        config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}"
+
+
+def pytest_benchmark_update_machine_info(config, machine_info) -> None:
+    from fer.gpu import gpu_info, hardware_class, software_info
+
+    gpus = gpu_info()
+    machine_info["fer"] = {
+        "hardware_class": hardware_class(gpus),
+        "perf_scale": config.getoption("perf_scale", default="auto"),
+        **software_info(),
+        **gpus,
+    }
+
+
+@pytest.fixture(scope="session")
+def perf_scale(pytestconfig):
+    from fer.perf import resolve_scale
+
+    return resolve_scale(pytestconfig.getoption("perf_scale"),
+                         rounds=pytestconfig.getoption("perf_rounds"))
+
+
+@pytest.fixture(scope="session")
+def perf_data(perf_scale):
+    """The synthetic faces at the suite's scale, drawn once per session."""
+    from fer.data import make_synthetic_faces
+
+    return make_synthetic_faces(perf_scale.synthetic_size, seed=0)
+
+
+def cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def skip_unless_devices(count: int) -> None:
+    """Skip, with the reason, a parameter this machine cannot run."""
+    have = cuda_device_count()
+    if have == 0:
+        pytest.skip(f"needs {count} CUDA device(s); this machine has none")
+    if have < count:
+        pytest.skip(f"needs {count} CUDA devices; this machine has {have}")

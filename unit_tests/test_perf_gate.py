@@ -1,0 +1,86 @@
+"""The regression gate end to end, driven through pytest itself (pytester):
+save a baseline, rerun unchanged (passes), rerun with an injected slowdown (fails).
+Also: machine info in the JSON and storage partitioned by hardware class."""
+
+import json
+
+import pytest
+
+from fer.gpu import hardware_class
+
+BENCH_TEST = """
+from fer.data import make_synthetic_faces
+from fer.perf import base_config, benchmark_epochs, resolve_scale
+
+def test_epoch(benchmark):
+    scale = resolve_scale("smoke")
+    data = make_synthetic_faces(500, seed=0)  # 400 training images
+    config = base_config(scale, synthetic_size=500, epochs=4, batch_size=50, device="cpu")
+    records, summary = benchmark_epochs(benchmark, config, data, group="gate", scale=scale)
+    assert records[-1].images == 400
+"""
+
+# A test-side plugin that makes every batch 40 ms late: a data-loading regression.
+SLOWDOWN_PLUGIN = """
+import time
+from fer.data.loaders import DeviceLoader
+
+_iter = DeviceLoader.__iter__
+
+def _slow_iter(self):
+    for batch in _iter(self):
+        time.sleep(0.04)
+        yield batch
+
+DeviceLoader.__iter__ = _slow_iter
+"""
+
+
+@pytest.fixture
+def gate_project(pytester):
+    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makepyfile(test_gate_epoch=BENCH_TEST)
+    pytester.makepyfile(slowdown=SLOWDOWN_PLUGIN)
+    return pytester
+
+
+def _run(pytester, *args):
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", *args, timeout=300)
+
+
+@pytest.mark.slow
+def test_gate_passes_unchanged_and_fails_on_slowdown(gate_project, tmp_path):
+    first = _run(gate_project, "--benchmark-autosave", "--benchmark-save-data")
+    assert first.ret == 0, first.stdout.str()
+    saved = list((gate_project.path / ".benchmarks").rglob("*.json"))
+    assert len(saved) == 1
+    # runs are stored per hardware class, so a compare never crosses machines
+    assert hardware_class() in saved[0].parts
+    payload = json.loads(saved[0].read_text())
+    fer_info = payload["machine_info"]["fer"]
+    assert fer_info["hardware_class"] == hardware_class()
+    assert {"torch", "torchvision", "timm", "python"} <= set(fer_info)
+    bench = payload["benchmarks"][0]
+    assert bench["group"] == "gate" and len(bench["stats"]["data"]) == 3
+    assert len(bench["extra_info"]["records"]) == 4  # a warm-up and 3 timed epochs
+
+    gate = ("--benchmark-compare", "--benchmark-compare-fail=median:50%")
+    unchanged = _run(gate_project, *gate)
+    assert unchanged.ret == 0, unchanged.stdout.str()
+
+    slower = _run(gate_project, "-p", "slowdown", *gate)
+    assert slower.ret != 0
+    output = slower.stdout.str() + slower.stderr.str()
+    assert "Performance has regressed" in output
+    assert "test_epoch" in output and "PercentageRegressionCheck" in output
+
+
+def test_explicit_storage_is_left_alone(pytester):
+    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makepyfile(test_x="""
+        def test_storage(pytestconfig):
+            assert pytestconfig.getoption("benchmark_storage") == "file://./mine"
+    """)
+    result = pytester.runpytest_inprocess("--benchmark-storage=file://./mine", "-p",
+                                          "no:cacheprovider")
+    assert result.ret == 0
