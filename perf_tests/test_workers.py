@@ -13,6 +13,8 @@ from fer.perf import base_config, benchmark_epochs
 WORKERS = [0, 1, 2, 4, 8, 16]
 
 
+# more workers than CPUs is part of the experiment (the share rises again)
+@pytest.mark.filterwarnings("ignore:This DataLoader will create:UserWarning")
 @pytest.mark.parametrize("num_workers", WORKERS)
 def test_workers(benchmark, perf_scale, perf_data, num_workers):
     if perf_scale.name == "smoke" and num_workers > 4 * (os.cpu_count() or 1):
