@@ -27,13 +27,13 @@ cd "$(dirname "$0")/.."
 
 for experiment in precision loader workers optimizer batch_size dataparallel; do
   left=$(( budget - ($(date +%s) - start) ))
-  if (( left < 45 )); then
+  if (( left < 60 )); then
     echo "== $experiment: not started, ${left}s of the budget left" >>"$log"
     continue
   fi
   echo "== $experiment (${left}s left)" >>"$log"
   t0=$(date +%s)
-  timeout "$left" python3 -m pytest "perf_tests/test_${experiment}.py" --perf-scale full \
+  timeout -s INT -k 30 "$left" python3 -m pytest "perf_tests/test_${experiment}.py" --perf-scale full \
       --perf-rounds "$rounds" --benchmark-json "$out/${experiment}.json" \
       --benchmark-columns=median,iqr,rounds -q -p no:cacheprovider -rs >>"$log" 2>&1
   echo "== $experiment: exit $? in $(( $(date +%s) - t0 ))s" >>"$log"

@@ -45,6 +45,19 @@ def pytest_configure(config) -> None:
         config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}"
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_benchmark_generate_json(config, benchmarks, include_data, machine_info, commit_info):
+    """Keep an interrupted run's finished benchmarks: drop the one cut off mid-way
+    (no rounds recorded), on which pytest-benchmark would fail to write any JSON."""
+    benchmarks[:] = [b for b in benchmarks if b.has_error or _rounds_of(b)]
+    yield
+
+
+def _rounds_of(bench) -> list:
+    stats = getattr(bench, "stats", None)  # Metadata.stats is a Stats with .data
+    return getattr(stats, "data", None) or getattr(getattr(stats, "stats", None), "data", None) or []
+
+
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
     from fer.gpu import gpu_info, hardware_class, software_info
 

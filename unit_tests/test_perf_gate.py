@@ -84,3 +84,22 @@ def test_explicit_storage_is_left_alone(pytester):
     result = pytester.runpytest_inprocess("--benchmark-storage=file://./mine", "-p",
                                           "no:cacheprovider")
     assert result.ret == 0
+
+
+def test_interrupted_run_keeps_finished_benchmarks(pytester):
+    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makepyfile(test_x="""
+        import time
+
+        def test_a_finished(benchmark):
+            benchmark.pedantic(time.sleep, args=(0.001,), rounds=2)
+
+        def test_b_interrupted(benchmark):
+            def interrupted():
+                raise KeyboardInterrupt
+            benchmark.pedantic(interrupted, rounds=2)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
+    assert result.ret == 2  # interrupted
+    saved = json.loads((pytester.path / "out.json").read_text())
+    assert [b["name"] for b in saved["benchmarks"]] == ["test_a_finished"]
