@@ -203,7 +203,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "model": trainer.model_name,
             "device": str(trainer.device),
             "data": trainer.data.source,
-            "config": {k: v for k, v in config.to_dict().items() if k != "extra"},
+            "config": config.to_dict(),
             "machine": machine_summary(trainer.device),
             "records": [r.to_dict() for r in records],
         }

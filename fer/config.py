@@ -8,7 +8,7 @@ downstream trusts it. A bad value raises :class:`ConfigError` naming the field
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from fer.errors import ConfigError
@@ -77,7 +77,6 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     resume: bool = False
     metrics_json: str | None = None
-    extra: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.loader == AUTO and isinstance(self.num_workers, int):

@@ -317,7 +317,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.precision.scaler.state_dict(),
             "records": [r.to_dict() for r in self.records],
-            "config": {k: v for k, v in self.config.to_dict().items() if k != "extra"},
+            "config": self.config.to_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }

@@ -154,7 +154,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data: FERData, *, group: st
         "device": str(trainer.device),
         "devices": trainer.devices,
         "global_batch": trainer.global_batch,
-        "config": {k: v for k, v in config.to_dict().items() if k != "extra"},
+        "config": config.to_dict(),
         "records": [dict(r.to_dict(), warmup=i == 0) for i, r in enumerate(records)],
         "summary": summary,
         "gpu_sampling": sampler.summary(),

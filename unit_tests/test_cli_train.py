@@ -61,3 +61,18 @@ def test_user_errors_are_one_line_exit_2(argv, match, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err
+
+
+def test_progress_bar_on_a_terminal(monkeypatch, capsys):
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    assert main(["train", *TINY, "--device", "cpu", "--batch-size", "8"]) == 0
+    bar = terminal.getvalue()
+    assert "epoch 1/1" in bar and "img/s, data-wait" in bar

@@ -54,3 +54,18 @@ def test_expression_is_in_the_pixels():
 def test_rejects_empty(bad):
     with pytest.raises(ValueError):
         make_synthetic_faces(bad)
+
+
+@pytest.mark.slow
+def test_learnable_by_a_small_cnn_but_not_by_a_linear_model():
+    """The numbers benchmarks/synthetic_learnability.py reports, as a test."""
+    from benchmarks.synthetic_learnability import linear_probe
+    from fer.config import TrainConfig
+    from fer.engine import Trainer
+
+    data = make_synthetic_faces(12000, seed=0)
+    config = TrainConfig(model="test_efficientnet", device="cpu", epochs=4, synthetic_size=12000)
+    cnn = Trainer(config, data=data).fit()[-1].val_acc
+    linear = linear_probe(data)
+    assert cnn >= 0.90
+    assert linear < 0.80

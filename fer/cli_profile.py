@@ -1,0 +1,48 @@
+"""`fer profile`: the study's train-profile.py — torch.profiler over real training steps."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from fer.cli_train import add_train_flags, config_from_args
+
+log = logging.getLogger("fer.profile")
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    from fer.engine import Trainer
+    from fer.profiling import format_summary, profile_training
+
+    config = config_from_args(args)
+    trainer = Trainer(config)
+    log.info("profiling %s on %s: %d wait + %d warm-up + %d active steps, batch %d, %s",
+             trainer.model_name, trainer.device, args.wait, args.warmup, args.steps,
+             trainer.global_batch, config.precision)
+    summary = profile_training(trainer, steps=args.steps, wait=args.wait, warmup=args.warmup,
+                               out_dir=args.out, with_stack=args.with_stack, top=args.top)
+    print(format_summary(summary))
+    if args.out:
+        print(f"\nwrote {args.out}/profile.json, {args.out}/trace.json (open in "
+              f"https://ui.perfetto.dev or chrome://tracing) and {args.out}/tensorboard/")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "profile", help="profile training steps with torch.profiler (the study's train-profile.py)",
+        description="Run real training steps under torch.profiler and print where the time "
+                    "goes: the top ops and the share of each op category (convolution, batch "
+                    "norm, activation, elementwise, pooling/linear, optimizer, data copy). "
+                    "Takes every `fer train` flag.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = p.add_argument_group("profiler")
+    g.add_argument("--steps", type=int, default=10, help="active (recorded) steps")
+    g.add_argument("--wait", type=int, default=1, help="steps skipped before recording")
+    g.add_argument("--warmup", type=int, default=2, help="steps traced but discarded")
+    g.add_argument("--out", default="profile", metavar="DIR",
+                   help="folder for profile.json, trace.json and tensorboard/")
+    g.add_argument("--with-stack", action="store_true", help="record Python stacks (slower)")
+    g.add_argument("--top", type=int, default=15, help="ops in the table")
+    add_train_flags(p)
+    p.set_defaults(func=cmd_profile)
