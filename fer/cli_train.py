@@ -86,8 +86,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("execution")
     g.add_argument("--device", default=None, help="auto (default), cpu, cuda or cuda:N")
     g.add_argument("--cuda", action="store_true", help="the study's flag: --device cuda")
-    g.add_argument("--parallel", choices=("none", "dp"), default="none",
-                   help="dp: torch.nn.DataParallel over --devices GPUs")
+    g.add_argument("--parallel", choices=("none", "dp", "ddp"), default="none",
+                   help="dp: torch.nn.DataParallel over --devices GPUs; ddp: "
+                        "DistributedDataParallel, one process per device, launched by torchrun")
     g.add_argument("--devices", type=int, default=None, help="GPUs for --parallel dp")
     g.add_argument("--seed", type=int, default=0)
     g.add_argument(*_both("max_steps_per_epoch"), type=int, default=None,
@@ -142,14 +143,28 @@ def print_table(records, stream=None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fer.atomic import atomic_open
     from fer.engine import Trainer
+    from fer.parallel import shutdown_distributed
 
     config = config_from_args(args)
-    trainer = Trainer(config)
+    try:
+        return _train(config, Trainer)
+    finally:
+        shutdown_distributed()
+
+
+def _train(config: TrainConfig, trainer_class) -> int:
+    from fer.atomic import atomic_open
+
+    trainer = trainer_class(config)
+    if not trainer.dist.is_main:  # only rank 0 prints and writes
+        logging.getLogger("fer").setLevel(logging.WARNING)
+        trainer.fit()
+        return 0
     n_train = trainer.train_loader.num_images
-    log.info("training %s on %s (%s): %d images/epoch, batch %d, %s, lr %g, %s, %s loader",
-             trainer.model_name, trainer.device, trainer.data.source, n_train,
+    world = f", {trainer.dist.world_size} DDP processes" if trainer.dist.world_size > 1 else ""
+    log.info("training %s on %s%s (%s): %d images/epoch per process, global batch %d, %s, lr %g, "
+             "%s, %s loader", trainer.model_name, trainer.device, world, trainer.data.source, n_train,
              trainer.global_batch, config.optimizer, trainer.lr, config.precision, config.loader)
     if trainer.epoch:
         log.info("resuming at epoch %d of %d", trainer.epoch + 1, config.epochs)
@@ -202,6 +217,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "fer_metrics": 1,
             "model": trainer.model_name,
             "device": str(trainer.device),
+            "world_size": trainer.dist.world_size,
             "data": trainer.data.source,
             "config": config.to_dict(),
             "machine": machine_summary(trainer.device),

@@ -17,7 +17,7 @@ PRECISIONS = ("fp32", "amp_fp16", "amp_bf16")
 LOADERS = ("dataloader", "device")
 SCHEDULERS = ("none", "step", "cosine")
 LR_SCALINGS = ("none", "linear")
-PARALLEL_MODES = ("none", "dp")
+PARALLEL_MODES = ("none", "dp", "ddp")
 AUTO = "auto"
 #: What ``model="auto"`` means: the study's model on a GPU; a tiny EfficientNet
 #: on a CPU so that a default run finishes in minutes.
@@ -117,6 +117,9 @@ class TrainConfig:
             raise ConfigError("--resume needs --checkpoint-dir (where the checkpoint is)")
         if self.devices is not None and self.parallel == "none" and self.devices > 1:
             raise ConfigError("--devices > 1 needs --parallel dp (or torchrun with --parallel ddp)")
+        if self.devices is not None and self.parallel == "ddp":
+            raise ConfigError("--devices applies to --parallel dp; under ddp, torchrun's "
+                              "--nproc_per_node sets the number of devices")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
         if self.pretrained not in (None, "timm") and not Path(self.pretrained).is_file():

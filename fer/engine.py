@@ -30,7 +30,14 @@ from fer.data import FERData, load_dataset, make_loader
 from fer.errors import ConfigError, FERError
 from fer.models import build_model
 from fer.optim import OPTIMIZERS, create_optimizer, create_scheduler, scaled_lr
-from fer.parallel import device_count, wrap
+from fer.parallel import (
+    DistInfo,
+    all_reduce_max,
+    all_reduce_sum,
+    device_count,
+    init_distributed,
+    wrap,
+)
 from fer.precision import resolve_precision
 
 log = logging.getLogger(__name__)
@@ -133,6 +140,9 @@ class Trainer:
     def __init__(self, config: TrainConfig, data: FERData | None = None) -> None:
         self.config = config
         self.device = resolve_device(config.device)
+        self.dist = DistInfo()
+        if config.parallel == "ddp":
+            self.dist, self.device = init_distributed(self.device)
         seed_everything(config.seed)
         self.data = data if data is not None else load_training_data(config, self.device.type)
         train, val = self.data.split("train"), self.data.split("val")
@@ -147,9 +157,13 @@ class Trainer:
             pin_memory=self.device.type == "cuda" if config.pin_memory is None else config.pin_memory,
             persistent_workers=config.persistent_workers, prefetch_factor=config.prefetch_factor,
             seed=config.seed, image_size=config.image_size if config.image_size != 48 else None,
+            rank=self.dist.rank, world_size=self.dist.world_size,
         )
-        self.train_loader = make_loader(train, batch_size=self.global_batch, train=True, **loader_args)
-        self.val_loader = (make_loader(val, batch_size=max(self.global_batch, 256), train=False,
+        # one loader batch is what one process feeds its model(s): under DDP each
+        # process loads batch_size; DataParallel splits batch_size x devices
+        loader_batch = self.global_batch // self.dist.world_size
+        self.train_loader = make_loader(train, batch_size=loader_batch, train=True, **loader_args)
+        self.val_loader = (make_loader(val, batch_size=max(loader_batch, 256), train=False,
                                        **loader_args) if len(val) and val.has_labels else None)
 
         self.model_name = config.resolved_model(self.device.type)
@@ -160,6 +174,9 @@ class Trainer:
         model.to(memory_format=self.memory_format)
         self.raw_model = model
         self.model, _ = wrap(model, config.parallel, device=self.device, devices=config.devices)
+        # DDP's forward syncs buffers across ranks; shards of the validation set
+        # differ in length, so evaluation runs the bare model and all-reduces sums
+        self.eval_model = model if config.parallel == "ddp" else self.model
         if config.compile:
             self.model = torch.compile(self.model)
 
@@ -242,14 +259,20 @@ class Trainer:
 
         self._check_finite(bad_losses, steps)
         mem, mem_kind = peak_memory(device)
-        bad = int(bad_losses)
+        # Under DDP: sums over ranks, the slowest rank's wall time, the mean wait.
+        loss_total, correct_n, images, bad, skipped_n, data_wait = all_reduce_sum(
+            [float(loss_sum), float(correct), images, float(bad_losses), float(skipped),
+             data_wait], device)
+        wall, mem = all_reduce_max([wall, float(mem)], device)
+        data_wait /= self.dist.world_size
+        images, bad, steps_all = int(images), int(bad), steps * self.dist.world_size
         return EpochRecord(
             epoch=self.epoch, images=images, steps=steps, wall_s=wall,
             data_wait_s=min(data_wait, wall), compute_s=max(wall - data_wait, 0.0),
             images_per_s=images / wall if wall > 0 else 0.0,
-            loss=float(loss_sum) / max(images, 1) if bad < steps else math.nan,
-            train_acc=int(correct) / max(images, 1), lr=lr,
-            peak_mem_bytes=int(mem), peak_mem_kind=mem_kind, skipped_steps=int(skipped),
+            loss=loss_total / max(images, 1) if bad < steps_all else math.nan,
+            train_acc=correct_n / max(images, 1), lr=lr,
+            peak_mem_bytes=int(mem), peak_mem_kind=mem_kind, skipped_steps=int(skipped_n),
         )
 
     def _check_finite(self, bad_losses: torch.Tensor, steps: int) -> None:
@@ -269,7 +292,8 @@ class Trainer:
         """(val_loss, val_acc, seconds) on the validation split; Nones if it has none."""
         if self.val_loader is None:
             return None, None, 0.0
-        self.model.eval()
+        model = self.eval_model
+        model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         n = 0
@@ -278,12 +302,15 @@ class Trainer:
                 inputs = inputs.to(self.device, non_blocking=True, memory_format=self.memory_format)
                 targets = targets.to(self.device, non_blocking=True)
                 with self.precision.autocast():
-                    logits = self.model(inputs)
+                    logits = model(inputs)
                     loss_sum += self.criterion(logits, targets).float() * len(inputs)
                 labels = targets if targets.ndim == 1 else targets.argmax(1)
                 correct += (logits.argmax(1) == labels).sum()
                 n += len(inputs)
-        return float(loss_sum) / n, int(correct) / n, region.seconds
+            loss_total, correct_n, n = all_reduce_sum([float(loss_sum), float(correct), n],
+                                                      self.device)
+        (seconds,) = all_reduce_max([region.seconds], self.device)
+        return loss_total / n, correct_n / n, seconds
 
     def run_epoch(self) -> EpochRecord:
         """Train the next epoch, evaluate when due, checkpoint; returns the full record."""
@@ -293,7 +320,7 @@ class Trainer:
             record.val_loss, record.val_acc, record.eval_s = self.evaluate()
         self.records.append(record)
         self.epoch += 1
-        if self.config.checkpoint_dir:
+        if self.config.checkpoint_dir and self.dist.is_main:  # one writer
             self.save_checkpoint(Path(self.config.checkpoint_dir) / CHECKPOINT_NAME)
         return record
 

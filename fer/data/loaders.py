@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from fer.data.augment import batch_augment, sample_transform, to_model_input
 from fer.data.dataset import FERData
@@ -61,19 +61,32 @@ class FERImageDataset(Dataset):
 
 
 class SeededDataLoader:
-    """A DataLoader whose shuffle order is a function of (seed, epoch)."""
+    """A DataLoader whose shuffle order is a function of (seed, epoch).
 
-    def __init__(self, dataset: Dataset, *, seed: int, shuffle: bool, **kwargs) -> None:
+    With ``world_size > 1`` a DistributedSampler gives each rank its shard (the
+    same permutation on every rank, equal shard sizes for training).
+    """
+
+    def __init__(self, dataset: Dataset, *, seed: int, shuffle: bool, rank: int = 0,
+                 world_size: int = 1, **kwargs) -> None:
         self.generator = torch.Generator()
         self.seed = seed
+        self.sampler = None
+        if world_size > 1:
+            self.sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                              shuffle=shuffle, seed=seed,
+                                              drop_last=kwargs.get("drop_last", False))
         self.set_epoch(0)
-        self.loader = DataLoader(dataset, shuffle=shuffle, generator=self.generator, **kwargs)
-        self.num_images = len(dataset)
+        self.loader = DataLoader(dataset, shuffle=shuffle if self.sampler is None else None,
+                                 sampler=self.sampler, generator=self.generator, **kwargs)
+        self.num_images = len(self.sampler) if self.sampler is not None else len(dataset)
         if kwargs.get("drop_last"):
             self.num_images = len(self.loader) * kwargs["batch_size"]
 
     def set_epoch(self, epoch: int) -> None:
         self.generator.manual_seed(self.seed * 100_003 + epoch)
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
 
     def __iter__(self):
         return iter(self.loader)
@@ -96,8 +109,11 @@ class DeviceLoader:
         seed: int,
         drop_last: bool,
         image_size: int | None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.device = torch.device(device)
+        self.rank, self.world_size = rank, world_size
         self.images = torch.from_numpy(data.images).to(self.device).unsqueeze(1)
         self.targets = _targets(data).to(self.device)
         self.batch_size = batch_size
@@ -106,9 +122,13 @@ class DeviceLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.image_size = image_size
-        self.generator = torch.Generator(device=self.device)
+        self.generator = torch.Generator(device=self.device)  # augmentation
         self.epoch = 0
-        n = len(self.images)
+        # This rank's shard: every world_size-th image of the epoch's order. For
+        # training (drop_last) every rank gets the same count, as DDP requires.
+        total = len(self.images)
+        n = total // world_size if drop_last else len(range(rank, total, world_size))
+        self.shard_size = n
         self.num_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
         self.num_images = self.num_batches * batch_size if drop_last else n
 
@@ -119,12 +139,14 @@ class DeviceLoader:
         return self.num_batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        self.generator.manual_seed(self.seed * 100_003 + self.epoch)
-        n = len(self.images)
-        if self.shuffle:
-            order = torch.randperm(n, device=self.device, generator=self.generator)
+        epoch_seed = self.seed * 100_003 + self.epoch
+        total = len(self.images)
+        if self.shuffle:  # the same order on every rank: drawn on the CPU from the seed
+            order = torch.randperm(total, generator=torch.Generator().manual_seed(epoch_seed))
         else:
-            order = torch.arange(n, device=self.device)
+            order = torch.arange(total)
+        order = order[self.rank::self.world_size][:self.shard_size].to(self.device)
+        self.generator.manual_seed(epoch_seed * 31 + self.rank)
         for i in range(self.num_batches):
             index = order[i * self.batch_size:(i + 1) * self.batch_size]
             x = self.images[index]
@@ -148,12 +170,15 @@ def make_loader(
     image_size: int | None = None,
     augment: bool | None = None,
     drop_last: bool | None = None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> EpochLoader:
     """A loader over ``data`` (one split, see :meth:`FERData.split`).
 
     ``train`` turns on shuffling, augmentation and ``drop_last`` unless
     ``augment`` / ``drop_last`` say otherwise. ``loader`` picks the path (see
     the module docstring); ``device`` only matters for the device path.
+    ``rank`` / ``world_size`` shard the data for DistributedDataParallel.
     """
     if loader not in LOADERS:
         raise ConfigError(f"loader {loader!r} is not one of {', '.join(LOADERS)}")
@@ -165,7 +190,8 @@ def make_loader(
     drop_last = (train and len(data) >= batch_size) if drop_last is None else drop_last
     if loader == "device":
         return DeviceLoader(data, batch_size=batch_size, device=torch.device(device), shuffle=train,
-                            augment=augment, seed=seed, drop_last=drop_last, image_size=image_size)
+                            augment=augment, seed=seed, drop_last=drop_last, image_size=image_size,
+                            rank=rank, world_size=world_size)
     if num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
     extra = {}
@@ -174,6 +200,8 @@ def make_loader(
         if prefetch_factor is not None:
             extra["prefetch_factor"] = prefetch_factor
     dataset = FERImageDataset(data, sample_transform(augment, image_size))
+    if world_size > 1 and not drop_last:  # evaluation: a plain, unpadded shard
+        dataset, world_size = Subset(dataset, range(rank, len(dataset), world_size)), 1
     return SeededDataLoader(dataset, seed=seed, shuffle=train, batch_size=batch_size,
                             num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-                            **extra)
+                            rank=rank, world_size=world_size, **extra)
