@@ -128,18 +128,19 @@ def device_count(mode: str, devices: int | None) -> int:
     return 1
 
 
-def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum numbers over all ranks (identity when not distributed)."""
+def _all_reduce(values: list[float], device: torch.device, op) -> list[float]:
     if not dist_info().enabled:
         return values
     t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=op)
     return t.tolist()
+
+
+def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum numbers over all ranks (identity when not distributed)."""
+    return _all_reduce(values, device, dist.ReduceOp.SUM)
 
 
 def all_reduce_max(values: list[float], device: torch.device) -> list[float]:
-    if not dist_info().enabled:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
+    """The largest value of each number over all ranks (identity when not distributed)."""
+    return _all_reduce(values, device, dist.ReduceOp.MAX)
