@@ -144,11 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fer", description="Train, profile and benchmark FER models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    from fer import cli_compare, cli_profile, cli_train
+    from fer import cli_compare, cli_profile, cli_report, cli_train
 
     cli_train.register(sub)
     cli_profile.register(sub)
     cli_compare.register(sub)
+    cli_report.register(sub)
     _build_data_parser(sub)
     return parser
 

@@ -58,6 +58,25 @@ def _rounds_of(bench) -> list:
     return getattr(stats, "data", None) or getattr(getattr(stats, "stats", None), "data", None) or []
 
 
+def pytest_runtest_logreport(report) -> None:
+    """Remember skipped tests and why: the report lists them (pytest-benchmark's
+    JSON alone only holds the benchmarks that ran)."""
+    if report.skipped and report.when in ("setup", "call"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        _skips.append({"test": report.nodeid, "reason": reason.removeprefix("Skipped: ")})
+
+
+_skips: list[dict] = []
+
+
+def pytest_sessionstart(session) -> None:
+    _skips.clear()
+
+
+def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
+    output_json["fer_skipped"] = list(_skips)
+
+
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
     from fer.gpu import gpu_info, hardware_class, software_info
 

@@ -1,0 +1,29 @@
+"""`fer report`: charts and a markdown report from perf-suite benchmark JSON."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fer.report import render_report
+
+    report = render_report(args.runs, args.out)
+    print(f"wrote {args.out}/report.md and {len(report.charts)} charts")
+    for key, finding in report.findings.items():
+        print(f"  {key}: {finding}")
+    if report.missing:
+        print(f"  not in these runs: {', '.join(report.missing)}")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "report", help="charts and a markdown report from perf-suite JSON",
+        description="Render the study's charts (optimizers, workers, precision, profiler, "
+                    "DataParallel/DDP scaling, batch size, loader) and report.md from one or "
+                    "more benchmark JSON files of `pytest perf_tests --benchmark-json RUN.json`.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN.json")
+    p.add_argument("--out", default="report", metavar="DIR", help="output folder")
+    p.set_defaults(func=cmd_report)
