@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from fer.config import AUTO_MODEL, LOADERS, PRECISIONS, SCHEDULERS, TrainConfig
+from fer.config import AUTO_MODEL, AUTO_POSE, LOADERS, PRECISIONS, SCHEDULERS, TrainConfig
 from fer.optim import OPTIMIZERS
 
 log = logging.getLogger("fer.train")
@@ -31,9 +31,19 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     """Every TrainConfig knob as a flag; shared by `fer train` and `fer profile`."""
     d = TrainConfig.__dataclass_fields__
 
+    g = p.add_argument_group("task")
+    g.add_argument("--task", choices=("fer", "pose"), default="fer",
+                   help="fer: facial expressions (EfficientNet); pose: 17-keypoint body pose "
+                        "(HRNet heatmaps, accuracy = PCK@0.2)")
+    g.add_argument(*_both("pose_size"), default="256x192", metavar="HxW",
+                   help="pose input size, multiples of 32")
+    g.add_argument(*_both("coco_images"), metavar="DIR",
+                   help="pose with --data person_keypoints_*.json: the images' folder")
+
     g = p.add_argument_group("data")
     g.add_argument("--data", default="synthetic",
-                   help="fer2013.csv, an image folder, or 'synthetic' (default)")
+                   help="fer2013.csv, an image folder, or 'synthetic' (default); for --task pose "
+                        "a COCO person_keypoints_*.json or 'synthetic' (stick figures)")
     g.add_argument(*_both("synthetic_size"), type=int, default=None, metavar="N",
                    help="synthetic images (default: 35,887 on a GPU, 12,000 on a CPU)")
     g.add_argument("--imbalance", action="store_true", help="synthetic data with FER2013's imbalance")
@@ -54,8 +64,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("model")
     g.add_argument("--model", default="auto",
                    help=f"a timm model (efficientnet_b0..b7, efficientnet_lite0..4, tinynet_a..e, "
-                        f"test_efficientnet); auto: {AUTO_MODEL['cuda']} on a GPU, "
-                        f"{AUTO_MODEL['cpu']} on a CPU")
+                        f"test_efficientnet; hrnet_w18_small..hrnet_w32 for --task pose); auto: "
+                        f"{AUTO_MODEL['cuda']} on a GPU, {AUTO_MODEL['cpu']} on a CPU, "
+                        f"{AUTO_POSE['model']} for pose")
     g.add_argument("--pretrained", nargs="?", const="timm", default=None, metavar="PATH",
                    help="start from weights: a .safetensors/.pth file, or alone for timm's source")
     g.add_argument(*_both("channels_last"), action="store_true", help="channels_last memory format")
@@ -169,6 +180,7 @@ def _train(config: TrainConfig, trainer_class) -> int:
     if trainer.epoch:
         log.info("resuming at epoch %d of %d", trainer.epoch + 1, config.epochs)
 
+    acc = "PCK@0.2" if config.task == "pose" else "acc"
     bar = None
     if sys.stderr.isatty():
         def on_step(steps: int, images: int, data_wait: float) -> None:
@@ -185,11 +197,11 @@ def _train(config: TrainConfig, trainer_class) -> int:
         if bar is not None:
             bar.close()
             bar = None
-        val = f", val acc {r.val_acc:.3f}" if r.val_acc is not None else ""
+        val = f", val {acc} {r.val_acc:.3f}" if r.val_acc is not None else ""
         skipped = f", {r.skipped_steps} skipped steps" if r.skipped_steps else ""
-        log.info("epoch %d/%d: %.2f s, %.0f img/s, data-wait %.1f%%, loss %.4f, train acc %.3f%s%s",
+        log.info("epoch %d/%d: %.2f s, %.0f img/s, data-wait %.1f%%, loss %.4f, train %s %.3f%s%s",
                  r.epoch + 1, config.epochs, r.wall_s, r.images_per_s, 100 * r.data_wait_share,
-                 r.loss, r.train_acc, val, skipped)
+                 r.loss, acc, r.train_acc, val, skipped)
         if trainer.on_step is not None and trainer.epoch < config.epochs:
             open_bar(trainer.epoch)
 
@@ -210,7 +222,8 @@ def _train(config: TrainConfig, trainer_class) -> int:
     print()
     print_table(records)
     if records and records[-1].val_acc is not None:
-        print(f"\nfinal validation accuracy {records[-1].val_acc:.3f} "
+        print(f"\nfinal validation {'PCK@0.2' if config.task == 'pose' else 'accuracy'} "
+              f"{records[-1].val_acc:.3f} "
               f"({trainer.model_name}, {sum(r.wall_s for r in records):.1f} s of training)")
     if config.metrics_json:
         payload = {

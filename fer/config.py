@@ -24,6 +24,9 @@ AUTO = "auto"
 AUTO_MODEL = {"cuda": "efficientnet_b0", "cpu": "test_efficientnet"}
 #: What ``synthetic_size=None`` means: FER2013's size on a GPU, less on a CPU.
 AUTO_SYNTHETIC_SIZE = {"cuda": 35887, "cpu": 12000}
+#: The same for the pose task (HRNet at 256x192 is far heavier per image).
+AUTO_POSE = {"model": "hrnet_w18_small", "cuda": 4096, "cpu": 256}
+TASKS = ("fer", "pose")
 
 
 def _flag(name: str) -> str:
@@ -34,6 +37,10 @@ def _flag(name: str) -> str:
 class TrainConfig:
     """One training run. Field names are the CLI's flags (``batch_size`` -> ``--batch-size``)."""
 
+    # task
+    task: str = "fer"  # "fer": expressions; "pose": HRNet body pose
+    pose_size: str = "256x192"  # pose input, HEIGHTxWIDTH, multiples of 32
+    coco_images: str | None = None  # pose: the image folder of a COCO annotation file
     # data
     data: str = "synthetic"
     synthetic_size: int | None = None
@@ -81,6 +88,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.loader == AUTO and isinstance(self.num_workers, int):
             self.loader = "dataloader" if self.num_workers > 0 else "device"
+        self._choice("task", TASKS)
+        if self.task == "pose":
+            self.resolved_pose_size()
         self._choice("precision", PRECISIONS)
         self._choice("loader", LOADERS)
         self._choice("scheduler", SCHEDULERS)
@@ -147,9 +157,23 @@ class TrainConfig:
         return [f.name for f in dataclasses.fields(cls)]
 
     def resolved_model(self, device_type: str) -> str:
-        return AUTO_MODEL.get(device_type, AUTO_MODEL["cpu"]) if self.model == AUTO else self.model
+        if self.model != AUTO:
+            return self.model
+        if self.task == "pose":
+            return AUTO_POSE["model"]
+        return AUTO_MODEL.get(device_type, AUTO_MODEL["cpu"])
 
     def resolved_synthetic_size(self, device_type: str) -> int:
         if self.synthetic_size is not None:
             return self.synthetic_size
-        return AUTO_SYNTHETIC_SIZE.get(device_type, AUTO_SYNTHETIC_SIZE["cpu"])
+        table = AUTO_POSE if self.task == "pose" else AUTO_SYNTHETIC_SIZE
+        return table.get(device_type, table["cpu"])
+
+    def resolved_pose_size(self) -> tuple[int, int]:
+        try:
+            h, w = (int(v) for v in self.pose_size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--pose-size {self.pose_size!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
+        from fer.pose import check_input_size
+
+        return check_input_size((h, w))

@@ -21,14 +21,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from fer import timing
 from fer.atomic import atomic_open
 from fer.config import TrainConfig
-from fer.data import FERData, load_dataset, make_loader
+from fer.data import FERData
 from fer.errors import ConfigError, FERError
-from fer.models import build_model
 from fer.optim import OPTIMIZERS, create_optimizer, create_scheduler, scaled_lr
 from fer.parallel import (
     DistInfo,
@@ -39,6 +37,7 @@ from fer.parallel import (
     wrap,
 )
 from fer.precision import resolve_precision
+from fer.tasks import make_task
 
 log = logging.getLogger(__name__)
 
@@ -115,18 +114,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def load_training_data(config: TrainConfig, device_type: str) -> FERData:
-    return load_dataset(
-        config.data,
-        ferplus=config.ferplus,
-        ferplus_mode=config.ferplus_mode,
-        on_error="skip" if config.skip_bad_rows else "raise",
-        synthetic_size=config.resolved_synthetic_size(device_type),
-        seed=config.seed,
-        imbalance=config.imbalance,
-    )
-
-
 def peak_memory(device: torch.device) -> tuple[int, str]:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device), "cuda_max_allocated"
@@ -144,12 +131,12 @@ class Trainer:
         if config.parallel == "ddp":
             self.dist, self.device = init_distributed(self.device)
         seed_everything(config.seed)
-        self.data = data if data is not None else load_training_data(config, self.device.type)
+        self.task = make_task(config)
+        self.data = data if data is not None else self.task.load_data(config, self.device.type)
         train, val = self.data.split("train"), self.data.split("val")
         if len(train) == 0:
             raise ConfigError(f"{self.data.source}: has no training rows (Usage 'Training')")
-        if not train.has_labels:
-            raise ConfigError(f"{self.data.source}: the training rows have no labels")
+        self.task.check_data(train, self.data)
         self.devices = device_count(config.parallel, config.devices)
         self.global_batch = config.batch_size * self.devices
         loader_args = dict(
@@ -162,13 +149,13 @@ class Trainer:
         # one loader batch is what one process feeds its model(s): under DDP each
         # process loads batch_size; DataParallel splits batch_size x devices
         loader_batch = self.global_batch // self.dist.world_size
-        self.train_loader = make_loader(train, batch_size=loader_batch, train=True, **loader_args)
-        self.val_loader = (make_loader(val, batch_size=max(loader_batch, 256), train=False,
-                                       **loader_args) if len(val) and val.has_labels else None)
+        self.train_loader = self.task.make_loader(train, train=True, batch_size=loader_batch,
+                                                  **loader_args)
+        self.val_loader = self.task.make_loader(val, train=False, batch_size=max(loader_batch, 256),
+                                                **loader_args)
 
         self.model_name = config.resolved_model(self.device.type)
-        model = build_model(self.model_name, num_classes=self.data.num_classes,
-                            pretrained=config.pretrained, drop_rate=config.drop_rate)
+        model = self.task.build_model(self.model_name, self.data, config)
         model.to(self.device)
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         model.to(memory_format=self.memory_format)
@@ -191,7 +178,6 @@ class Trainer:
             self.optimizer, config.scheduler, total_steps=config.epochs * self.steps_per_epoch,
             warmup_steps=config.warmup_epochs * self.steps_per_epoch)
         self.precision = resolve_precision(config.precision, self.device)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
         self.epoch = 0  # the next epoch to run
         self.records: list[EpochRecord] = []
         #: called as ``on_step(steps_done, images_done, data_wait_s)`` after each
@@ -210,6 +196,7 @@ class Trainer:
         self.train_loader.set_epoch(self.epoch)
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        trials = torch.zeros((), device=device, dtype=torch.long)
         bad_losses = torch.zeros((), device=device, dtype=torch.long)
         skipped = torch.zeros((), device=device, dtype=torch.long)
         images = steps = 0
@@ -232,7 +219,7 @@ class Trainer:
 
             with precision.autocast():
                 logits = model(inputs)
-                loss = self.criterion(logits, targets)
+                loss = self.task.loss(logits, targets)
             self.optimizer.zero_grad(set_to_none=True)
             scaled = scaler.scale(loss)
             scale_before = scaler._scale.clone() if precision.uses_scaler else None
@@ -247,8 +234,9 @@ class Trainer:
             finite = torch.isfinite(loss)
             bad_losses += (~finite).long()
             loss_sum += torch.where(finite, loss, 0.0) * len(inputs)
-            labels = targets if targets.ndim == 1 else targets.argmax(1)
-            correct += (logits.detach().argmax(1) == labels).sum()
+            hits, tried = self.task.hits(logits.detach(), targets)
+            correct += hits
+            trials += tried
             images += len(inputs)
             steps += 1
             if self.on_step is not None:
@@ -260,9 +248,9 @@ class Trainer:
         self._check_finite(bad_losses, steps)
         mem, mem_kind = peak_memory(device)
         # Under DDP: sums over ranks, the slowest rank's wall time, the mean wait.
-        loss_total, correct_n, images, bad, skipped_n, data_wait = all_reduce_sum(
-            [float(loss_sum), float(correct), images, float(bad_losses), float(skipped),
-             data_wait], device)
+        loss_total, correct_n, trials_n, images, bad, skipped_n, data_wait = all_reduce_sum(
+            [float(loss_sum), float(correct), float(trials), images, float(bad_losses),
+             float(skipped), data_wait], device)
         wall, mem = all_reduce_max([wall, float(mem)], device)
         data_wait /= self.dist.world_size
         images, bad, steps_all = int(images), int(bad), steps * self.dist.world_size
@@ -271,7 +259,7 @@ class Trainer:
             data_wait_s=min(data_wait, wall), compute_s=max(wall - data_wait, 0.0),
             images_per_s=images / wall if wall > 0 else 0.0,
             loss=loss_total / max(images, 1) if bad < steps_all else math.nan,
-            train_acc=correct_n / max(images, 1), lr=lr,
+            train_acc=correct_n / max(trials_n, 1), lr=lr,
             peak_mem_bytes=int(mem), peak_mem_kind=mem_kind, skipped_steps=int(skipped_n),
         )
 
@@ -296,6 +284,7 @@ class Trainer:
         model.eval()
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
+        trials = torch.zeros((), device=self.device, dtype=torch.long)
         n = 0
         with timing.Region(self.device) as region:
             for inputs, targets in self.val_loader:
@@ -303,14 +292,15 @@ class Trainer:
                 targets = targets.to(self.device, non_blocking=True)
                 with self.precision.autocast():
                     logits = model(inputs)
-                    loss_sum += self.criterion(logits, targets).float() * len(inputs)
-                labels = targets if targets.ndim == 1 else targets.argmax(1)
-                correct += (logits.argmax(1) == labels).sum()
+                    loss_sum += self.task.loss(logits, targets).float() * len(inputs)
+                hits, tried = self.task.hits(logits, targets)
+                correct += hits
+                trials += tried
                 n += len(inputs)
-            loss_total, correct_n, n = all_reduce_sum([float(loss_sum), float(correct), n],
-                                                      self.device)
+            loss_total, correct_n, trials_n, n = all_reduce_sum(
+                [float(loss_sum), float(correct), float(trials), n], self.device)
         (seconds,) = all_reduce_max([region.seconds], self.device)
-        return loss_total / n, correct_n / n, seconds
+        return loss_total / n, correct_n / max(trials_n, 1), seconds
 
     def run_epoch(self) -> EpochRecord:
         """Train the next epoch, evaluate when due, checkpoint; returns the full record."""

@@ -35,6 +35,8 @@ class PerfScale:
     rounds: int  # timed epochs per benchmark (after one warm-up epoch)
     batch_size: int
     device: str
+    pose_size: str  # HRNet pose input for the pose experiments
+    pose_images: int  # synthetic stick figures (80% train)
 
     @property
     def train_images(self) -> int:
@@ -44,8 +46,10 @@ class PerfScale:
 #: smoke: CI on a 2-core CPU, whole suite in minutes. full: the study's model
 #: on a FER2013-sized epoch (28,709 training images), for a GPU.
 SCALES = {
-    "smoke": dict(model="test_efficientnet", synthetic_size=1600, rounds=3, batch_size=64),
-    "full": dict(model="efficientnet_b0", synthetic_size=35887, rounds=3, batch_size=64),
+    "smoke": dict(model="test_efficientnet", synthetic_size=1600, rounds=3, batch_size=64,
+                  pose_size="64x64", pose_images=320),
+    "full": dict(model="efficientnet_b0", synthetic_size=35887, rounds=3, batch_size=64,
+                 pose_size="256x192", pose_images=4096),
 }
 
 
@@ -61,6 +65,14 @@ def resolve_scale(name: str, rounds: int | None = None) -> PerfScale:
     if rounds is not None:
         values["rounds"] = rounds
     return PerfScale(name=name, device="cuda" if cuda else "cpu", **values)
+
+
+def pose_config(scale: PerfScale, **changes) -> TrainConfig:
+    """The pose experiments' defaults: hrnet_w18_small on synthetic stick figures."""
+    values = dict(task="pose", model="hrnet_w18_small", pose_size=scale.pose_size,
+                  synthetic_size=scale.pose_images, batch_size=32, learning_rate=1e-3)
+    values.update(changes)
+    return base_config(scale, **values)
 
 
 def base_config(scale: PerfScale, **changes) -> TrainConfig:

@@ -98,6 +98,16 @@ def perf_scale(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def perf_pose_data(perf_scale):
+    """Synthetic stick figures at the suite's scale, drawn once per session."""
+    from fer.perf import pose_config
+    from fer.pose import make_synthetic_poses
+
+    size = pose_config(perf_scale).resolved_pose_size()
+    return make_synthetic_poses(perf_scale.pose_images, input_size=size, seed=0)
+
+
+@pytest.fixture(scope="session")
 def perf_data(perf_scale):
     """The synthetic faces at the suite's scale, drawn once per session."""
     from fer.data import make_synthetic_faces
