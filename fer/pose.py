@@ -308,19 +308,26 @@ class PoseHRNet(nn.Module):
     incre modules) and a 1x1 convolution to one heatmap per keypoint."""
 
     def __init__(self, backbone: str = "hrnet_w18_small", num_keypoints: int = NUM_KEYPOINTS,
-                 pretrained_backbone: str | None = None) -> None:
+                 pretrained: str | None = None) -> None:
         super().__init__()
         import timm
 
         if not backbone.startswith("hrnet") or not timm.is_model(backbone):
             raise ConfigError(f"--model {backbone!r}: pose needs a timm HRNet "
                               "(hrnet_w18_small, hrnet_w18_small_v2, hrnet_w18, hrnet_w32, ...)")
-        self.backbone = timm.create_model(backbone, features_only=True, feature_location="",
-                                          out_indices=(1,), in_chans=3)
-        if pretrained_backbone:
-            from fer.models import load_weights
+        kwargs = dict(features_only=True, feature_location="", out_indices=(1,), in_chans=3)
+        if pretrained == "timm":  # ImageNet weights from timm's source (needs the network)
+            try:
+                self.backbone = timm.create_model(backbone, pretrained=True, **kwargs)
+            except Exception as exc:
+                raise ConfigError(f"--pretrained: could not get timm's weights for {backbone} "
+                                  f"({type(exc).__name__}); pass --pretrained PATH") from None
+        else:
+            self.backbone = timm.create_model(backbone, **kwargs)
+            if pretrained:
+                from fer.models import load_weights
 
-            load_weights(self.backbone, pretrained_backbone)
+                load_weights(self.backbone, pretrained)
         channels = self.backbone.feature_info.channels()[0]
         self.head = nn.Conv2d(channels, num_keypoints, kernel_size=1)
 

@@ -101,8 +101,7 @@ class PoseTask:
     def build_model(self, name: str, data, config: TrainConfig) -> nn.Module:
         from fer.pose import PoseHRNet
 
-        return PoseHRNet(name, pretrained_backbone=config.pretrained
-                         if config.pretrained not in (None, "timm") else None)
+        return PoseHRNet(name, pretrained=config.pretrained)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.criterion(outputs, targets)
