@@ -16,7 +16,8 @@ from fer.atomic import atomic_open
 from fer.errors import FERError
 from fer.history import Run, load_run
 
-EXPERIMENTS = ("optimizer", "workers", "precision", "profiler", "scaling", "batch_size", "loader")
+EXPERIMENTS = ("optimizer", "workers", "precision", "profiler", "scaling", "batch_size", "loader",
+               "pose")
 
 
 class ReportError(FERError):
@@ -55,7 +56,12 @@ def _entries(runs: list[Run]) -> dict[str, list[Entry]]:
     for run in runs:
         for b in run.benchmarks.values():
             group = b.group or ""
-            key = "scaling" if group.startswith("dataparallel") or group == "ddp" else group
+            if group.startswith(("dataparallel", "pose-dataparallel")) or group == "ddp":
+                key = "scaling"
+            elif group == "pose_batch_size":
+                key = "pose"
+            else:
+                key = group
             by_group.setdefault(key, []).append(Entry(b.name, group, b.extra_info, b.median))
     return by_group
 
@@ -205,7 +211,7 @@ def _scaling(entries: list[Entry], out: Path) -> tuple[Path, str]:
     plt = _plt()
     series: dict[str, list[tuple[int, float, float | None]]] = {}
     for e in entries:
-        kind = "DDP" if e.group == "ddp" else "DP"
+        kind = "DDP" if e.group == "ddp" else ("DP pose" if e.group.startswith("pose") else "DP")
         devices = e.extra.get("world_size") or e.extra.get("devices") or 1
         batch = e.extra.get("per_device_batch") or e.extra.get("config", {}).get("batch_size")
         series.setdefault(f"{kind}, batch {batch}/device", []).append(
@@ -255,7 +261,8 @@ def _scaling(entries: list[Entry], out: Path) -> tuple[Path, str]:
     return path, finding
 
 
-def _batch_size(entries: list[Entry], out: Path) -> tuple[Path, str]:
+def _batch_size(entries: list[Entry], out: Path, *, metric: str = "validation accuracy",
+                name: str = "batch_size") -> tuple[Path, str]:
     plt = _plt()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
     finals = []
@@ -266,19 +273,23 @@ def _batch_size(entries: list[Entry], out: Path) -> tuple[Path, str]:
         ax1.plot(range(1, len(vals) + 1), vals, marker="o", label=f"batch {batch}")
         ax2.plot(seen, vals, marker="o", label=f"batch {batch}")
         finals.append((batch, vals[-1] if vals else float("nan"), e.summary["median_wall_s"]))
-    ax1.set(xlabel="epoch", ylabel="validation accuracy", title="Convergence per epoch")
-    ax2.set(xlabel="training images seen", ylabel="validation accuracy",
-            title="Convergence per image")
+    ax1.set(xlabel="epoch", ylabel=metric, title="Convergence per epoch")
+    ax2.set(xlabel="training images seen", ylabel=metric, title="Convergence per image")
     _integer_ticks(ax1.xaxis)
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    path = _save(fig, out / "batch_size.png")
+    path = _save(fig, out / f"{name}.png")
     small, large = finals[0], finals[-1]
     finding = (f"batch {large[0]} ran an epoch {small[2] / large[2]:.1f}x faster than batch "
-               f"{small[0]} but ended at validation accuracy {large[1]:.3f} vs {small[1]:.3f}.")
+               f"{small[0]} and ended at {metric} {large[1]:.3f} vs {small[1]:.3f}.")
     return path, finding
+
+
+def _pose(entries: list[Entry], out: Path) -> tuple[Path, str]:
+    path, finding = _batch_size(entries, out, metric="validation PCK@0.2", name="pose")
+    return path, "HRNet pose: " + finding
 
 
 def _loader(entries: list[Entry], out: Path) -> tuple[Path, str]:
@@ -310,6 +321,7 @@ _RENDERERS: dict[str, tuple[str, Callable]] = {
     "scaling": ("DataParallel / DDP scaling", _scaling),
     "batch_size": ("Batch size and convergence", _batch_size),
     "loader": ("Loader path", _loader),
+    "pose": ("HRNet pose: batch size and PCK", _pose),
 }
 
 

@@ -51,6 +51,6 @@ def test_nothing_readable(tmp_path):
 
 def test_cli(tmp_path, capsys):
     assert main(["report", str(RUN), "--out", str(tmp_path)]) == 0
-    assert "7 charts" in capsys.readouterr().out
+    assert f"{len(EXPERIMENTS)} charts" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "none.json"), "--out", str(tmp_path)]) == 2
     assert "none of the given files" in capsys.readouterr().err
