@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import torch
 from torch import nn
 
 from fer.data.dataset import SPLITS
+from fer.data.loaders import ShardedBatches
 from fer.errors import ConfigError, FERDataError
 
 COCO_KEYPOINTS = (
@@ -335,38 +335,21 @@ class PoseHRNet(nn.Module):
         return self.head(self.backbone(x)[0])
 
 
-class PoseDeviceLoader:
+class PoseDeviceLoader(ShardedBatches):
     """Pose batches from data resident on the device: images normalised with
     ImageNet statistics, targets the (x, y, v) keypoints."""
 
     def __init__(self, data: PoseData, *, batch_size: int, device: torch.device, shuffle: bool,
                  seed: int, drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
-        self.device = torch.device(device)
+        super().__init__(len(data), batch_size=batch_size, device=device, shuffle=shuffle,
+                         seed=seed, drop_last=drop_last, rank=rank, world_size=world_size)
         self.images = torch.from_numpy(data.images).to(self.device)
         self.keypoints = torch.from_numpy(data.keypoints).to(self.device)
-        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.rank, self.world_size, self.epoch = rank, world_size, 0
-        total = len(self.images)
-        n = total // world_size if drop_last else len(range(rank, total, world_size))
-        self.shard_size = n
-        self.num_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
-        self.num_images = self.num_batches * batch_size if drop_last else n
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1) * 255
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
-
     def __iter__(self):
-        total = len(self.images)
-        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        order = torch.randperm(total, generator=gen) if self.shuffle else torch.arange(total)
-        order = order[self.rank::self.world_size][:self.shard_size].to(self.device)
-        for i in range(self.num_batches):
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+        for index in self.batch_indices():
             x = (self.images[index].float() - self.mean) / self.std
             yield x, self.keypoints[index]
 

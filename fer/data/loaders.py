@@ -95,7 +95,46 @@ class SeededDataLoader:
         return len(self.loader)
 
 
-class DeviceLoader:
+class ShardedBatches:
+    """Batch indices for data that lives on a device: a seeded order per epoch (the
+    same on every rank, drawn on the CPU), this rank's shard of it, then batches.
+
+    For training (``drop_last``) every rank gets the same number of batches, as
+    DDP requires; the shard is every ``world_size``-th item of the epoch's order.
+    """
+
+    def __init__(self, total: int, *, batch_size: int, device: torch.device, shuffle: bool,
+                 seed: int, drop_last: bool, rank: int = 0, world_size: int = 1) -> None:
+        self.device = torch.device(device)
+        self.total, self.batch_size, self.shuffle, self.seed = total, batch_size, shuffle, seed
+        self.rank, self.world_size, self.epoch = rank, world_size, 0
+        n = total // world_size if drop_last else len(range(rank, total, world_size))
+        self.shard_size = n
+        self.num_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
+        self.num_images = self.num_batches * batch_size if drop_last else n
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    @property
+    def epoch_seed(self) -> int:
+        return self.seed * 100_003 + self.epoch
+
+    def batch_indices(self) -> Iterator[torch.Tensor]:
+        if self.shuffle:
+            order = torch.randperm(self.total,
+                                   generator=torch.Generator().manual_seed(self.epoch_seed))
+        else:
+            order = torch.arange(self.total)
+        order = order[self.rank::self.world_size][:self.shard_size].to(self.device)
+        for i in range(self.num_batches):
+            yield order[i * self.batch_size:(i + 1) * self.batch_size]
+
+
+class DeviceLoader(ShardedBatches):
     """Batches drawn from a uint8 dataset that lives on ``device``."""
 
     def __init__(
@@ -112,43 +151,17 @@ class DeviceLoader:
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.device = torch.device(device)
-        self.rank, self.world_size = rank, world_size
+        super().__init__(len(data), batch_size=batch_size, device=device, shuffle=shuffle,
+                         seed=seed, drop_last=drop_last, rank=rank, world_size=world_size)
         self.images = torch.from_numpy(data.images).to(self.device).unsqueeze(1)
         self.targets = _targets(data).to(self.device)
-        self.batch_size = batch_size
-        self.shuffle = shuffle
         self.augment = augment
-        self.seed = seed
-        self.drop_last = drop_last
         self.image_size = image_size
         self.generator = torch.Generator(device=self.device)  # augmentation
-        self.epoch = 0
-        # This rank's shard: every world_size-th image of the epoch's order. For
-        # training (drop_last) every rank gets the same count, as DDP requires.
-        total = len(self.images)
-        n = total // world_size if drop_last else len(range(rank, total, world_size))
-        self.shard_size = n
-        self.num_batches = n // batch_size if drop_last else math.ceil(n / batch_size)
-        self.num_images = self.num_batches * batch_size if drop_last else n
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.num_batches
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        epoch_seed = self.seed * 100_003 + self.epoch
-        total = len(self.images)
-        if self.shuffle:  # the same order on every rank: drawn on the CPU from the seed
-            order = torch.randperm(total, generator=torch.Generator().manual_seed(epoch_seed))
-        else:
-            order = torch.arange(total)
-        order = order[self.rank::self.world_size][:self.shard_size].to(self.device)
-        self.generator.manual_seed(epoch_seed * 31 + self.rank)
-        for i in range(self.num_batches):
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
+        self.generator.manual_seed(self.epoch_seed * 31 + self.rank)
+        for index in self.batch_indices():
             x = self.images[index]
             if self.augment:
                 x = batch_augment(x, generator=self.generator)
