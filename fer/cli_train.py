@@ -154,20 +154,20 @@ def print_table(records, stream=None) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fer.engine import Trainer
     from fer.parallel import shutdown_distributed
 
     config = config_from_args(args)
     try:
-        return _train(config, Trainer)
+        return _train(config)
     finally:
         shutdown_distributed()
 
 
-def _train(config: TrainConfig, trainer_class) -> int:
+def _train(config: TrainConfig) -> int:
     from fer.atomic import atomic_open
+    from fer.engine import Trainer
 
-    trainer = trainer_class(config)
+    trainer = Trainer(config)
     if not trainer.dist.is_main:  # only rank 0 prints and writes
         logging.getLogger("fer").setLevel(logging.WARNING)
         trainer.fit()

@@ -53,10 +53,6 @@ class PoseData:
     def __len__(self) -> int:
         return len(self.images)
 
-    @property
-    def input_size(self) -> tuple[int, int]:
-        return int(self.images.shape[2]), int(self.images.shape[3])
-
     def split(self, name: str) -> PoseData:
         mask = self.splits == SPLITS.index(name)
         return PoseData(self.images[mask], self.keypoints[mask], self.splits[mask],
@@ -352,10 +348,6 @@ class PoseDeviceLoader(ShardedBatches):
         for index in self.batch_indices():
             x = (self.images[index].float() - self.mean) / self.std
             yield x, self.keypoints[index]
-
-
-def heatmap_size(input_size: tuple[int, int]) -> tuple[int, int]:
-    return input_size[0] // STRIDE, input_size[1] // STRIDE
 
 
 __all__ = ["COCO_KEYPOINTS", "JointsMSELoss", "PoseData", "PoseDeviceLoader", "PoseHRNet",

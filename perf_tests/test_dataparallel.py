@@ -8,6 +8,7 @@ ideal, best at a per-device batch of 64.
 
 import pytest
 
+from fer.metrics import weak_scaling_efficiency
 from fer.perf import base_config, benchmark_epochs
 from fer.pytest_plugin import skip_unless_devices
 
@@ -31,6 +32,6 @@ def test_dataparallel(benchmark, perf_scale, perf_data, devices, per_device_batc
         _one_device_images_per_s[per_device_batch] = throughput
     baseline = _one_device_images_per_s.get(per_device_batch)
     if baseline:
-        efficiency = throughput / (devices * baseline)
+        efficiency = weak_scaling_efficiency(baseline, throughput, devices)
         benchmark.extra_info["scaling_efficiency"] = efficiency
         assert efficiency > 0

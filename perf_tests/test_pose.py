@@ -7,6 +7,7 @@ is PCK@0.2 on synthetic stick figures.
 
 import pytest
 
+from fer.metrics import weak_scaling_efficiency
 from fer.perf import benchmark_epochs, pose_config
 from fer.pytest_plugin import skip_unless_devices
 
@@ -37,4 +38,5 @@ def test_pose_dataparallel(benchmark, perf_scale, perf_pose_data, devices, per_d
     if devices == 1:
         _one_device[per_device_batch] = rate
     if _one_device.get(per_device_batch):
-        benchmark.extra_info["scaling_efficiency"] = rate / (devices * _one_device[per_device_batch])
+        benchmark.extra_info["scaling_efficiency"] = weak_scaling_efficiency(
+            _one_device[per_device_batch], rate, devices)
