@@ -158,9 +158,12 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = config_from_args(args)
     try:
-        return _train(config)
-    finally:
-        shutdown_distributed()
+        code = _train(config)
+    except BaseException:
+        shutdown_distributed(wait_for_peers=False)
+        raise
+    shutdown_distributed()
+    return code
 
 
 def _train(config: TrainConfig) -> int:

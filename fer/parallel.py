@@ -86,8 +86,14 @@ def init_distributed(device: torch.device, timeout_s: float = DEFAULT_TIMEOUT_S)
     return info, device
 
 
-def shutdown_distributed() -> None:
+def shutdown_distributed(wait_for_peers: bool = True) -> None:
+    """Leave the process group. After a normal run every rank first waits for the
+    others: a rank tearing gloo down while a peer is still writing its outputs can
+    abort the peer ("terminate called without an active exception"). After an
+    error nobody waits; torchrun stops the others."""
     if dist.is_available() and dist.is_initialized():
+        if wait_for_peers:
+            dist.barrier()
         dist.destroy_process_group()
 
 
