@@ -1,0 +1,315 @@
+"""Charts (matplotlib, Agg): one per report section, and run-over-run trends.
+
+Each section chart takes the benchmarks of its experiments and the output
+folder and returns ``(png path, one-line finding)``; the finding states what
+the numbers show. Parameters are read from ``Bench.params`` (schema 2), never
+from group names or labels. matplotlib is imported inside the functions, so
+importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from fer.atomic import atomic_open
+from fer.bench.derived import ScalingPoint, scaling_points, speedup
+from fer.bench.render import short_name
+from fer.bench.storage import Bench, Run
+
+Chart = Callable[[Sequence[Bench], Path], tuple[Path, str]]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png", dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def _val_curve(b: Bench) -> list[float | None]:
+    return [r.val_acc for r in b.records]
+
+
+def _nan(values: list[float | None]) -> list[float]:
+    return [v if v is not None else float("nan") for v in values]
+
+
+# ------------------------------------------------------------ sections --
+
+def optimizer(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    best = None
+    for b in sorted(entries, key=lambda b: b.params.get("optimizer", b.name)):
+        name = b.params.get("optimizer", b.name)
+        epochs = range(1, len(b.records) + 1)
+        ax1.plot(epochs, [r.loss for r in b.records], marker="o", label=name)
+        vals = _val_curve(b)
+        ax2.plot(epochs, _nan(vals), marker="o", label=name)
+        final = vals[-1] if vals else None
+        if final is not None and (best is None or final > best[1]):
+            best = (name, final)
+    ax1.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
+    ax2.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        _integer_ticks(ax.xaxis)
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    path = _save(fig, out / "optimizer.png")
+    finding = (f"{best[0]} reached the best validation accuracy ({best[1]:.3f} after "
+               f"{len(entries[0].records)} epochs) of {len(entries)} optimizers."
+               if best else "no optimizer recorded a validation accuracy.")
+    return path, finding
+
+
+def _workers_text(n: int) -> str:
+    return f"{n} worker" + ("" if n == 1 else "s")
+
+
+def workers(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    pts = sorted((b.params.get("num_workers", 0), b.summary["median_data_wait_share"],
+                  b.summary["median_images_per_s"]) for b in entries)
+    counts, share, rate = zip(*pts)
+    fig, ax1 = plt.subplots(figsize=(7.5, 4.2))
+    ax1.plot(counts, [100 * s for s in share], marker="o", color="tab:red",
+             label="data-wait share")
+    ax1.set(xlabel="DataLoader num_workers", ylabel="data-wait share of the epoch (%)",
+            title="Data loading vs workers")
+    ax2 = ax1.twinx()
+    ax2.plot(counts, rate, marker="s", color="tab:blue", label="images/s")
+    ax2.set_ylabel("images/s")
+    best = min(pts, key=lambda p: p[1])
+    ax1.axvline(best[0], color="grey", linestyle="--")
+    ax1.annotate(f"lowest wait: {_workers_text(best[0])}", (best[0], 100 * best[1]),
+                 textcoords="offset points", xytext=(8, 12), fontsize=9)
+    ax1.set_xscale("symlog", base=2)
+    ax1.set_xticks(counts, [str(w) for w in counts])
+    ax1.grid(alpha=0.3)
+    fig.legend(loc="upper right", fontsize=8, bbox_to_anchor=(0.88, 0.88))
+    fig.tight_layout()
+    path = _save(fig, out / "workers.png")
+    fastest = max(pts, key=lambda p: p[2])
+    finding = (f"the data-wait share was lowest with {_workers_text(best[0])} "
+               f"({100 * best[1]:.1f}% of the epoch, {100 * pts[0][1]:.1f}% with "
+               f"{_workers_text(pts[0][0])}); throughput peaked at {_workers_text(fastest[0])} "
+               f"({fastest[2]:,.0f} images/s).")
+    return path, finding
+
+
+def precision(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    order = {"fp32": 0, "amp_fp16": 1, "amp_bf16": 2}
+    rows = sorted(((b.params.get("precision", "?"), bool(b.params.get("channels_last")),
+                    b.summary["median_wall_s"]) for b in entries),
+                  key=lambda r: (order.get(r[0], 9), r[1]))
+    base = {cl: t for p, cl, t in rows if p == "fp32"}
+    labels = [f"{p}{' +CL' if cl else ''}" for p, cl, _ in rows]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    bars = ax.bar(labels, [t for _, _, t in rows],
+                  color=["tab:grey" if p == "fp32" else "tab:green" for p, _, _ in rows])
+    for bar, (_, cl, t) in zip(bars, rows):
+        ref = base.get(False) or base.get(cl)
+        if ref:
+            ax.annotate(f"{speedup(ref, t):.2f}x", (bar.get_x() + bar.get_width() / 2, t),
+                        ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel="median epoch time (s)",
+           title="Epoch time by precision (speed-up vs fp32, NCHW; +CL: channels_last)")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = _save(fig, out / "precision.png")
+    fp32 = base.get(False)
+    parts = [f"{p}{' + channels_last' if cl else ''} {speedup(fp32, t):.2f}x"
+             for p, cl, t in rows if fp32 and (p != "fp32" or cl)]
+    finding = ("epoch-time speed-up over fp32: " + ", ".join(parts) + "."
+               if parts else "no fp32 baseline to compare against.")
+    return path, finding
+
+
+def profiler(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    extra = entries[0].extra_info
+    shares = extra.get("categories") or {}
+    basis = extra.get("time_basis", "cpu")
+    items = sorted(shares.items(), key=lambda kv: kv[1], reverse=True)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.barh([k for k, _ in items][::-1], [100 * v for _, v in items][::-1], color="tab:purple")
+    ax.set(xlabel=f"share of {basis} time (%)",
+           title="Where a training step's time goes (torch.profiler)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path = _save(fig, out / "profiler.png")
+    dom = extra.get("dominant_category") or (items[0][0] if items else "?")
+    finding = (f"{dom} dominates the profile ({100 * shares.get(dom, 0):.1f}% of "
+               f"{basis} time); the profiler slowed a step "
+               f"{extra.get('overhead_ratio', float('nan')):.2f}x.")
+    return path, finding
+
+
+#: how the scaling chart names each experiment's series
+_SCALING_KIND = {"dataparallel": "DP", "ddp": "DDP", "pose_dataparallel": "DP pose"}
+
+
+def scaling(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    # one series per (experiment, per-device batch); efficiency recomputed from the JSON
+    series: dict[tuple[str, int | None], list[ScalingPoint]] = {}
+    for p in scaling_points(entries):
+        series.setdefault((_SCALING_KIND.get(p.experiment, p.experiment), p.per_device_batch),
+                          []).append(p)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    best = None
+    for (kind, batch), pts in sorted(series.items(), key=lambda kv: (kv[0][0], kv[0][1] or 0)):
+        pts.sort(key=lambda p: p.devices)
+        ax1.plot([p.devices for p in pts], [p.median_wall_s for p in pts], marker="o",
+                 label=f"{kind}, batch {batch}/device")
+        for p in pts:
+            if p.efficiency is not None and p.devices > 1 and (
+                    best is None or p.efficiency > best[3]):
+                best = (kind, batch, p.devices, p.efficiency)
+    eff_by_batch: dict[tuple[str, int], dict[int, float]] = {}
+    for (kind, batch), pts in series.items():
+        for p in pts:
+            if p.efficiency is not None and p.devices > 1 and batch is not None:
+                eff_by_batch.setdefault((kind, p.devices), {})[batch] = p.efficiency
+    batches = sorted({b for effs in eff_by_batch.values() for b in effs})
+    for (kind, devices), effs in sorted(eff_by_batch.items()):
+        xs = sorted(effs)
+        ax2.plot([batches.index(x) for x in xs], [effs[x] for x in xs], marker="o",
+                 label=f"{kind}, {devices} devices")
+    ax2.set_xticks(range(len(batches)), [str(b) for b in batches])
+    ax2.set_ylim(0, 1.1)
+    device_counts = sorted({p.devices for pts in series.values() for p in pts})
+    ax1.set_xticks(device_counts, [str(d) for d in device_counts])
+    ax1.set(xlabel="devices", ylabel="median epoch time (s)", title="Time per epoch vs devices")
+    ax2.set(xlabel="per-device batch size", ylabel="scaling efficiency",
+            title="Weak-scaling efficiency vs batch")
+    ax2.axhline(1.0, color="grey", linestyle="--", linewidth=1)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
+    if not eff_by_batch:
+        ax2.text(0.5, 0.5, "needs runs on 2+ devices", ha="center", va="center",
+                 transform=ax2.transAxes, color="grey")
+    fig.tight_layout()
+    path = _save(fig, out / "scaling.png")
+    if best:
+        kind, batch, devices, eff = best
+        finding = (f"best multi-device scaling efficiency {eff:.2f} ({kind}, batch "
+                   f"{batch}/device, {devices} devices); 1.0 is ideal.")
+    else:
+        finding = "only single-device runs: no scaling efficiency to report."
+    return path, finding
+
+
+def batch_size(entries: Sequence[Bench], out: Path, *, metric: str = "validation accuracy",
+               name: str = "batch_size") -> tuple[Path, str]:
+    plt = _plt()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    finals = []
+    for b in sorted(entries, key=lambda b: b.params.get("batch_size", 0)):
+        batch = b.params.get("batch_size")
+        vals = _nan(_val_curve(b))
+        seen = [r.images * (i + 1) for i, r in enumerate(b.records)]
+        ax1.plot(range(1, len(vals) + 1), vals, marker="o", label=f"batch {batch}")
+        ax2.plot(seen, vals, marker="o", label=f"batch {batch}")
+        finals.append((batch, vals[-1] if vals else float("nan"), b.summary["median_wall_s"]))
+    ax1.set(xlabel="epoch", ylabel=metric, title="Convergence per epoch")
+    ax2.set(xlabel="training images seen", ylabel=metric, title="Convergence per image")
+    _integer_ticks(ax1.xaxis)
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = _save(fig, out / f"{name}.png")
+    small, large = finals[0], finals[-1]
+    finding = (f"batch {large[0]} ran an epoch {speedup(small[2], large[2]):.1f}x faster than "
+               f"batch {small[0]} and ended at {metric} {large[1]:.3f} vs {small[1]:.3f}.")
+    return path, finding
+
+
+def pose(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    path, finding = batch_size(entries, out, metric="validation PCK@0.2", name="pose")
+    return path, "HRNet pose: " + finding
+
+
+def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    plt = _plt()
+    rows = sorted((b.params.get("loader", b.name), b.summary["median_images_per_s"],
+                   b.summary["median_data_wait_share"]) for b in entries)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.bar([r[0] for r in rows], [r[1] for r in rows], color="tab:cyan")
+    for i, r in enumerate(rows):
+        ax.annotate(f"wait {100 * r[2]:.1f}%", (i, r[1]), ha="center", va="bottom", fontsize=9)
+    ax.set(ylabel="images/s", title="Loader path")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = _save(fig, out / "loader.png")
+    rates = {r[0]: r[1] for r in rows}
+    if "device" in rates and "dataloader" in rates:
+        finding = (f"the device-resident loader trained {rates['device'] / rates['dataloader']:.2f}x "
+                   f"the images/s of the DataLoader path.")
+    else:
+        finding = "only one loader path was measured."
+    return path, finding
+
+
+#: the chart of each report section (fer.suite.experiments.SECTIONS)
+SECTION_CHARTS: dict[str, Chart] = {
+    "optimizer": optimizer,
+    "workers": workers,
+    "precision": precision,
+    "profiler": profiler,
+    "scaling": scaling,
+    "batch_size": batch_size,
+    "loader": loader,
+    "pose": pose,
+}
+
+
+# --------------------------------------------------------------- trends --
+
+def plot_trends(runs: list[Run], out_dir: str | Path) -> list[Path]:
+    """One PNG per benchmark group: median epoch time of each benchmark over the runs."""
+    plt = _plt()
+    out_dir = Path(out_dir)
+    groups: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for i, run in enumerate(runs):
+        for b in run.benchmarks.values():
+            groups.setdefault(b.group or "ungrouped", {}).setdefault(
+                short_name(b.fullname), []).append((i, b.median))
+    written = []
+    for group, series in sorted(groups.items()):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        for name, points in sorted(series.items()):
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, marker="o", label=name)
+        ax.set_xticks(range(len(runs)))
+        ax.set_xticklabels([r.path.stem[:18] for r in runs], rotation=30, ha="right", fontsize=7)
+        ax.set_ylabel("median epoch time (s)")
+        ax.set_title(f"{group}: median epoch time per run")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in group)
+        written.append(_save(fig, out_dir / f"trend_{safe}.png"))
+    return written

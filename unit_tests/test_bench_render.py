@@ -1,0 +1,39 @@
+"""fer.bench.render: the comparison table and its markdown form."""
+
+import json
+from pathlib import Path
+
+from fer.bench.render import format_markdown, format_table, short_name
+from fer.bench.stats import compare
+from fer.bench.storage import load_run
+
+FIXTURES = Path(__file__).parent / "fixtures" / "history"
+
+
+def test_short_name():
+    assert short_name("perf_tests/test_x.py::test_epoch[adam]") == "test_epoch[adam]"
+    assert short_name("plain") == "plain"
+
+
+def test_table_shows_each_benchmark_and_the_tally():
+    text = format_table(compare(load_run(FIXTURES / "base.json"), load_run(FIXTURES / "slow.json")))
+    lines = text.splitlines()
+    assert lines[0] == "baseline: base.json   candidate: slow.json"
+    assert sum("REGRESSED" in line for line in lines) == 2
+    assert lines[-1] == "2 regressed, 0 improved, 0 unchanged (threshold 5%, alpha 0.05)"
+    assert "CROSS-MACHINE" not in text
+
+
+def test_markdown_marks_cross_machine_and_added_removed(tmp_path):
+    other = json.loads((FIXTURES / "base.json").read_text())
+    other["machine_info"]["fer"]["hardware_class"] = "elsewhere"
+    other["benchmarks"][1] = dict(other["benchmarks"][1], name="test_epoch[new]",
+                                  fullname="test_gate_epoch.py::test_epoch[new]")
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps(other))
+    c = compare(load_run(FIXTURES / "base.json"), load_run(path), allow_cross_machine=True)
+    md = format_markdown(c)
+    assert "**Cross-machine comparison**" in md
+    assert "- added: `test_epoch[new]`" in md and "- removed: `test_epoch[sgd]`" in md
+    assert "| `test_epoch[adam]` |" in md and md.endswith("**0 regressed** (threshold 5%, alpha 0.05)")
+    assert "WARNING: CROSS-MACHINE" in format_table(c)
