@@ -27,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from fer.data import make_loader, make_synthetic_faces, read_fer2013_csv
+from fer.data import LoaderOptions, make_loader, make_synthetic_faces, read_fer2013_csv
 from fer.data.export import write_fer2013_csv
 
 
@@ -56,8 +56,12 @@ def torchvision_parse(root: Path) -> int:
 
 def loader_throughput(data, loader: str, batch_size: int, workers: int, epochs: int) -> float:
     """Median images/s over ``epochs`` full passes (after one warm-up pass)."""
-    it = make_loader(data, batch_size=batch_size, train=True, loader=loader,
-                     num_workers=workers, persistent_workers=workers > 0, seed=0)
+    if loader == "device":
+        options = LoaderOptions(kind="device", seed=0)
+    else:
+        options = LoaderOptions(kind=loader, num_workers=workers,
+                                persistent_workers=workers > 0, seed=0)
+    it = make_loader(data, batch_size=batch_size, train=True, options=options)
     rates = []
     for epoch in range(epochs + 1):
         it.set_epoch(epoch)

@@ -1,4 +1,4 @@
-"""build_model(): timm EfficientNets for 1-channel 48x48 faces.
+"""build_model(): timm EfficientNets for 1-channel 48x48 faces; PoseHRNet for pose.
 
 Weights from a file are read without executing code (safetensors, or
 ``torch.load(weights_only=True)``); a file that needs code to load is refused.
@@ -100,3 +100,32 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     skipped = sorted(set(own) - set(usable))
     if skipped:
         log.info("%s: loaded %d tensors; kept fresh: %s", path, len(usable), ", ".join(skipped[:6]))
+
+
+class PoseHRNet(nn.Module):
+    """timm HRNet's stride-4 branch (raw, before the classification head's
+    incre modules) and a 1x1 convolution to one heatmap per keypoint, as in the
+    reference pose_hrnet. ``pretrained``: None, ``"timm"`` or a weight file."""
+
+    def __init__(self, backbone: str = "hrnet_w18_small", num_keypoints: int = 17,
+                 pretrained: str | None = None) -> None:
+        super().__init__()
+        if not backbone.startswith("hrnet") or not timm.is_model(backbone):
+            raise ConfigError(f"--model {backbone!r}: pose needs a timm HRNet "
+                              "(hrnet_w18_small, hrnet_w18_small_v2, hrnet_w18, hrnet_w32, ...)")
+        kwargs = dict(features_only=True, feature_location="", out_indices=(1,), in_chans=3)
+        if pretrained == "timm":  # ImageNet weights from timm's source (needs the network)
+            try:
+                self.backbone = timm.create_model(backbone, pretrained=True, **kwargs)
+            except Exception as exc:
+                raise ConfigError(f"--pretrained: could not get timm's weights for {backbone} "
+                                  f"({type(exc).__name__}); pass --pretrained PATH") from None
+        else:
+            self.backbone = timm.create_model(backbone, **kwargs)
+            if pretrained:
+                load_weights(self.backbone, pretrained)
+        channels = self.backbone.feature_info.channels()[0]
+        self.head = nn.Conv2d(channels, num_keypoints, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x)[0])

@@ -70,3 +70,12 @@ def test_bare_pretrained_offline_explains(monkeypatch):
     monkeypatch.setattr(timm, "create_model", offline)
     with pytest.raises(ConfigError, match="pass --pretrained PATH"):
         build_model("test_efficientnet", pretrained="timm")
+
+
+def test_pose_head_shape_and_name_check():
+    from fer.models import PoseHRNet
+
+    model = PoseHRNet("hrnet_w18_small")
+    assert model(torch.randn(2, 3, 64, 96)).shape == (2, 17, 16, 24)  # stride-4 heatmaps
+    with pytest.raises(ConfigError, match="pose needs a timm HRNet"):
+        PoseHRNet("efficientnet_b0")

@@ -1,4 +1,4 @@
-"""HRNet pose: heatmaps, loss, PCK, synthetic figures, COCO reader, a short run."""
+"""HRNet pose: sizes, heatmaps, loss, PCK, synthetic figures, COCO reader, loader, a short run."""
 
 import json
 
@@ -10,19 +10,37 @@ from hypothesis import strategies as st
 
 from fer.cli import main
 from fer.config import TrainConfig
-from fer.engine import Trainer
-from fer.errors import ConfigError, FERDataError
-from fer.pose import (
+from fer.data.loaders import LoaderOptions
+from fer.data.pose import (
     NUM_KEYPOINTS,
     STRIDE,
-    JointsMSELoss,
-    PoseHRNet,
     decode_heatmaps,
     encode_heatmaps,
+    make_pose_loader,
     make_synthetic_poses,
-    pck_hits,
+    parse_pose_size,
     read_coco_keypoints,
 )
+from fer.engine import build_trainer
+from fer.errors import ConfigError, FERDataError
+from fer.losses import JointsMSELoss, pck_hits
+
+
+@settings(max_examples=50, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40))
+def test_parse_pose_size_accepts_multiples_of_32(h, w):
+    assert parse_pose_size(f"{32 * h}x{32 * w}") == (32 * h, 32 * w)
+    assert parse_pose_size(f"{32 * h}X{32 * w}") == (32 * h, 32 * w)
+
+
+@pytest.mark.parametrize("text,match", [
+    ("256", "use HEIGHTxWIDTH"), ("axb", "use HEIGHTxWIDTH"), ("256x192x3", "use HEIGHTxWIDTH"),
+    ("100x64", "multiples of 32"), ("0x0", "multiples of 32"), ("-32x64", "multiples of 32"),
+])
+def test_parse_pose_size_errors_name_the_flag(text, match):
+    with pytest.raises(ConfigError, match=match) as info:
+        parse_pose_size(text)
+    assert "--pose-size" in str(info.value)
 
 
 @settings(max_examples=50, deadline=None)
@@ -74,18 +92,36 @@ def test_synthetic_poses():
     np.testing.assert_array_equal(data.images, again.images)
 
 
-def test_model_shape_and_name_check():
-    model = PoseHRNet("hrnet_w18_small")
-    assert model(torch.randn(2, 3, 64, 96)).shape == (2, NUM_KEYPOINTS, 16, 24)
-    with pytest.raises(ConfigError, match="pose needs a timm HRNet"):
-        PoseHRNet("efficientnet_b0")
+def test_loader_batches_normalised_images_and_keypoints():
+    data = make_synthetic_poses(40, input_size=(64, 64), seed=1).split("train")  # 32
+    it = make_pose_loader(data, train=True, batch_size=8, options=LoaderOptions(kind="device"))
+    batches = list(it)
+    assert len(batches) == len(it) == 4 and it.num_images == 32
+    x, kp = batches[0]
+    assert x.shape == (8, 3, 64, 64) and x.dtype == torch.float32
+    assert kp.shape == (8, NUM_KEYPOINTS, 3)
+    assert -3 < float(x.mean()) < 3  # ImageNet-normalised, not 0..255
+    ordered = make_pose_loader(data, train=False, batch_size=32,
+                               options=LoaderOptions(kind="device"))
+    np.testing.assert_array_equal(next(iter(ordered))[1].numpy(), data.keypoints)
+
+
+@pytest.mark.parametrize("options,match", [
+    (LoaderOptions(kind="dataloader"), "--loader dataloader"),
+    (LoaderOptions(kind="dataloader", num_workers=2), "--num-workers 2"),
+    (LoaderOptions(kind="device", image_size=64), "--image-size 64"),
+])
+def test_loader_refuses_options_it_cannot_honour(options, match):
+    data = make_synthetic_poses(8, input_size=(32, 32), seed=0)
+    with pytest.raises(ConfigError, match=match):
+        make_pose_loader(data, train=True, batch_size=4, options=options)
 
 
 @pytest.mark.slow
 def test_short_cpu_run_improves_pck():
     config = TrainConfig(task="pose", pose_size="64x64", synthetic_size=400, epochs=3,
                          batch_size=16, device="cpu", learning_rate=3e-3)
-    records = Trainer(config).fit()
+    records = build_trainer(config).fit()
     assert records[-1].val_acc > records[0].val_acc
     assert records[-1].loss < records[0].loss
 

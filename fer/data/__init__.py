@@ -1,4 +1,5 @@
-"""FER2013 data: readers, the synthetic default, augmentations and loaders."""
+"""The data layer: FER2013/FER+/folder readers, synthetic faces, augmentations, the two
+loader paths (one set of :class:`LoaderOptions`), and pose data (:mod:`fer.data.pose`)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,29 @@ from fer.data.dataset import (
 )
 from fer.data.fer2013 import read_fer2013_csv, read_ferplus
 from fer.data.folders import read_image_folder
-from fer.data.loaders import LOADERS, make_loader
+from fer.data.loaders import LOADERS, LoaderOptions, make_loader
+from fer.data.pose import (
+    COCO_KEYPOINTS,
+    NUM_KEYPOINTS,
+    PoseData,
+    PoseDeviceLoader,
+    make_pose_loader,
+    make_synthetic_poses,
+    parse_pose_size,
+    read_coco_keypoints,
+)
 from fer.data.synthetic import FER2013_SIZE, make_synthetic_faces
 from fer.errors import FERDataError
 
 SYNTHETIC = "synthetic"
 
 __all__ = [
-    "FER2013_CLASSES", "FER2013_SIZE", "FERPLUS_CLASSES", "LOADERS", "SPLITS", "SYNTHETIC",
-    "FERData", "SkippedRow", "load_dataset", "make_loader", "make_synthetic_faces",
-    "read_fer2013_csv", "read_ferplus", "read_image_folder",
+    "COCO_KEYPOINTS", "FER2013_CLASSES", "FER2013_SIZE", "FERPLUS_CLASSES", "LOADERS",
+    "NUM_KEYPOINTS", "SPLITS", "SYNTHETIC",
+    "FERData", "LoaderOptions", "PoseData", "PoseDeviceLoader", "SkippedRow", "load_dataset",
+    "make_loader", "make_pose_loader", "make_synthetic_faces", "make_synthetic_poses",
+    "parse_pose_size", "read_coco_keypoints", "read_fer2013_csv", "read_ferplus",
+    "read_image_folder",
 ]
 
 

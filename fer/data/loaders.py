@@ -1,4 +1,8 @@
-"""make_loader(): the DataLoader path and the device-resident path.
+"""make_loader(): the DataLoader path and the device-resident path, one set of options.
+
+:class:`LoaderOptions` is the one description of how to load (which path, the
+device, the DataLoader knobs, the seed, the DDP shard); every task's
+``make_loader(data, *, train, batch_size, options)`` takes it.
 
 * ``dataloader``: a standard :class:`torch.utils.data.DataLoader` over PIL
   images with the torchvision per-sample pipeline — the path the study tuned
@@ -15,8 +19,10 @@ the order of epoch ``e`` depends only on ``seed`` and ``e`` (call
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -29,6 +35,51 @@ from fer.data.dataset import FERData
 from fer.errors import ConfigError
 
 LOADERS = ("dataloader", "device")
+
+
+@dataclass(frozen=True)
+class LoaderOptions:
+    """How to load batches; the same for every task and split.
+
+    ``kind``: ``"dataloader"`` (a torch DataLoader with per-sample transforms) or
+    ``"device"`` (the dataset resident on ``device``, batched ops). The DataLoader
+    knobs (``num_workers``, ``persistent_workers``, ``prefetch_factor``) apply to
+    ``"dataloader"`` only and are a ConfigError with ``"device"``; ``pin_memory``
+    is a no-op on the device path (nothing is copied per step). ``image_size``:
+    the side the model sees, None for the data's native size. ``rank`` /
+    ``world_size``: this process's shard under DistributedDataParallel.
+    """
+
+    kind: str = "dataloader"
+    device: str | torch.device = "cpu"
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+    seed: int = 0
+    image_size: int | None = None
+    rank: int = 0
+    world_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in LOADERS:
+            raise ConfigError(f"loader {self.kind!r} is not one of {', '.join(LOADERS)} (--loader)")
+        if self.num_workers < 0:
+            raise ConfigError(f"num_workers must be >= 0, got {self.num_workers} (--num-workers)")
+        if self.kind == "device":
+            for name, unset in (("num_workers", 0), ("persistent_workers", False),
+                                ("prefetch_factor", None)):
+                if getattr(self, name) != unset:
+                    flag = "--" + name.replace("_", "-")
+                    raise ConfigError(f"{flag} applies to --loader dataloader; the device loader "
+                                      "has no worker processes")
+        if self.image_size is not None and self.image_size < 1:
+            raise ConfigError(f"image_size must be >= 1 or None, got {self.image_size}")
+        if not 0 <= self.rank < self.world_size:
+            raise ConfigError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
+
+    def replace(self, **changes) -> LoaderOptions:
+        return dataclasses.replace(self, **changes)
 
 
 class EpochLoader(Protocol):
@@ -171,50 +222,48 @@ class DeviceLoader(ShardedBatches):
 def make_loader(
     data: FERData,
     *,
-    batch_size: int,
     train: bool,
-    loader: str = "dataloader",
-    device: str | torch.device = "cpu",
-    num_workers: int = 0,
-    pin_memory: bool = False,
-    persistent_workers: bool = False,
-    prefetch_factor: int | None = None,
-    seed: int = 0,
-    image_size: int | None = None,
+    batch_size: int,
+    options: LoaderOptions | None = None,
     augment: bool | None = None,
     drop_last: bool | None = None,
-    rank: int = 0,
-    world_size: int = 1,
+    **option_fields,
 ) -> EpochLoader:
     """A loader over ``data`` (one split, see :meth:`FERData.split`).
 
-    ``train`` turns on shuffling, augmentation and ``drop_last`` unless
-    ``augment`` / ``drop_last`` say otherwise. ``loader`` picks the path (see
-    the module docstring); ``device`` only matters for the device path.
-    ``rank`` / ``world_size`` shard the data for DistributedDataParallel.
+    ``options`` picks the path and its knobs (see :class:`LoaderOptions`); as a
+    shorthand, its fields may be given as keywords instead (``kind="device"``,
+    ``seed=1``; ``loader=`` is accepted for ``kind=``), applied over ``options``
+    or the defaults. ``train`` turns on shuffling, augmentation and ``drop_last``
+    unless ``augment`` / ``drop_last`` say otherwise.
     """
-    if loader not in LOADERS:
-        raise ConfigError(f"loader {loader!r} is not one of {', '.join(LOADERS)}")
+    if "loader" in option_fields:
+        option_fields["kind"] = option_fields.pop("loader")
+    unknown = set(option_fields) - {f.name for f in dataclasses.fields(LoaderOptions)}
+    if unknown:
+        raise TypeError(f"make_loader() got unexpected keyword(s): {', '.join(sorted(unknown))}")
+    options = options or LoaderOptions()
+    if option_fields:
+        options = options.replace(**option_fields)
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     if len(data) == 0:
         raise ConfigError(f"{data.source}: no images to load; check the split and the data path")
     augment = train if augment is None else augment
     drop_last = (train and len(data) >= batch_size) if drop_last is None else drop_last
-    if loader == "device":
-        return DeviceLoader(data, batch_size=batch_size, device=torch.device(device), shuffle=train,
-                            augment=augment, seed=seed, drop_last=drop_last, image_size=image_size,
-                            rank=rank, world_size=world_size)
-    if num_workers < 0:
-        raise ConfigError(f"num_workers must be >= 0, got {num_workers}")
+    rank, world_size = options.rank, options.world_size
+    if options.kind == "device":
+        return DeviceLoader(data, batch_size=batch_size, device=torch.device(options.device),
+                            shuffle=train, augment=augment, seed=options.seed, drop_last=drop_last,
+                            image_size=options.image_size, rank=rank, world_size=world_size)
     extra = {}
-    if num_workers > 0:
-        extra["persistent_workers"] = persistent_workers
-        if prefetch_factor is not None:
-            extra["prefetch_factor"] = prefetch_factor
-    dataset = FERImageDataset(data, sample_transform(augment, image_size))
+    if options.num_workers > 0:
+        extra["persistent_workers"] = options.persistent_workers
+        if options.prefetch_factor is not None:
+            extra["prefetch_factor"] = options.prefetch_factor
+    dataset = FERImageDataset(data, sample_transform(augment, options.image_size))
     if world_size > 1 and not drop_last:  # evaluation: a plain, unpadded shard
         dataset, world_size = Subset(dataset, range(rank, len(dataset), world_size)), 1
-    return SeededDataLoader(dataset, seed=seed, shuffle=train, batch_size=batch_size,
-                            num_workers=num_workers, pin_memory=pin_memory, drop_last=drop_last,
-                            rank=rank, world_size=world_size, **extra)
+    return SeededDataLoader(dataset, seed=options.seed, shuffle=train, batch_size=batch_size,
+                            num_workers=options.num_workers, pin_memory=options.pin_memory,
+                            drop_last=drop_last, rank=rank, world_size=world_size, **extra)

@@ -1,16 +1,17 @@
-"""The second workload: HRNet body-pose estimation (17 COCO keypoints).
+"""Pose data: 17 COCO keypoints on RGB images (the HRNet workload's data layer).
 
 * :class:`PoseData` — RGB uint8 images ``[N, 3, H, W]``, keypoints ``[N, 17, 3]``
   as (x, y, v) in input pixels, with COCO's visibility v (0 unlabelled,
   1 labelled but occluded, 2 visible), and split membership.
+* :func:`parse_pose_size` — ``--pose-size HEIGHTxWIDTH`` (multiples of 32).
 * :func:`make_synthetic_poses` — learnable stick figures; :func:`read_coco_keypoints`
   — COCO ``person_keypoints_*.json`` plus an image folder, each person box cropped
   to the input aspect.
 * :func:`encode_heatmaps` / :func:`decode_heatmaps` — Gaussian targets (sigma 2)
-  at stride 4 and back; :class:`JointsMSELoss` — MSE weighted by visibility;
-  :func:`pck_hits` — PCK@0.2 of the box size.
-* :class:`PoseHRNet` — a timm HRNet backbone's raw stride-4 branch output and a
-  1x1 convolution to 17 heatmaps, as in the reference pose_hrnet.
+  at stride 4 and back (the loss and PCK metric live with the task, in
+  :mod:`fer.losses`; the model head is :class:`fer.models.PoseHRNet`).
+* :func:`make_pose_loader` / :class:`PoseDeviceLoader` — the device-resident
+  loader, the only loader kind pose has.
 """
 
 from __future__ import annotations
@@ -21,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from fer.data.dataset import SPLITS
-from fer.data.loaders import ShardedBatches
+from fer.data.loaders import LoaderOptions, ShardedBatches
 from fer.errors import ConfigError, FERDataError
 
 COCO_KEYPOINTS = (
@@ -37,7 +37,6 @@ SKELETON = ((0, 1), (0, 2), (1, 3), (2, 4), (5, 6), (5, 7), (7, 9), (6, 8), (8, 
             (6, 12), (11, 12), (11, 13), (13, 15), (12, 14), (14, 16))
 STRIDE = 4
 SIGMA = 2.0
-PCK_THRESHOLD = 0.2
 DEFAULT_INPUT = (256, 192)  # height, width
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -64,10 +63,21 @@ class PoseData:
 
 
 def check_input_size(size: tuple[int, int]) -> tuple[int, int]:
+    """``(height, width)`` unchanged if HRNet can take it: both sides multiples of 32
+    (its deepest branch is at stride 32); else a ConfigError naming ``--pose-size``."""
     h, w = size
     if h % 32 or w % 32 or h < 32 or w < 32:
         raise ConfigError(f"--pose-size {h}x{w}: both sides must be multiples of 32 (e.g. 256x192)")
     return h, w
+
+
+def parse_pose_size(text: str) -> tuple[int, int]:
+    """``"256x192"`` -> ``(256, 192)``: ``--pose-size HEIGHTxWIDTH``, both multiples of 32."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ConfigError(f"--pose-size {text!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
+    return check_input_size((h, w))
 
 
 # ------------------------------------------------------------ synthetic --
@@ -236,7 +246,7 @@ def read_coco_keypoints(annotations: str | Path, image_dir: str | Path, *,
                     np.full(n, SPLITS.index(split), np.int8), str(annotations))
 
 
-# ---------------------------------------------------- targets and metric --
+# -------------------------------------------------------------- targets --
 
 def encode_heatmaps(keypoints: torch.Tensor, heatmap_size: tuple[int, int], *,
                     stride: int = STRIDE, sigma: float = SIGMA) -> tuple[torch.Tensor, torch.Tensor]:
@@ -271,65 +281,7 @@ def decode_heatmaps(heatmaps: torch.Tensor, *, stride: int = STRIDE) -> torch.Te
     return torch.stack([x * stride + (stride - 1) / 2, y * stride + (stride - 1) / 2], -1)
 
 
-class JointsMSELoss(nn.Module):
-    """Mean squared heatmap error, each joint weighted by whether it is labelled
-    (an unlabelled joint contributes nothing)."""
-
-    def forward(self, predicted: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-        target, weight = encode_heatmaps(keypoints, predicted.shape[-2:])
-        w = weight[..., None, None]
-        return 0.5 * ((predicted.float() * w - target) ** 2).mean()
-
-
-def pck_hits(predicted: torch.Tensor, keypoints: torch.Tensor,
-             threshold: float = PCK_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
-    """(correct, labelled) keypoint counts for PCK@threshold; the reference length is
-    the larger side of the labelled keypoints' bounding box."""
-    pred = decode_heatmaps(predicted)
-    labelled = keypoints[..., 2] > 0
-    pts = keypoints[..., :2]
-    big = torch.finfo(pts.dtype).max
-    lo = torch.where(labelled[..., None], pts, torch.full_like(pts, big)).amin(1)
-    hi = torch.where(labelled[..., None], pts, torch.full_like(pts, -big)).amax(1)
-    size = (hi - lo).amax(-1).clamp(min=1.0)  # [B]
-    dist = (pred - pts).norm(dim=-1)
-    correct = (dist <= threshold * size[:, None]) & labelled
-    return correct.sum(), labelled.sum()
-
-
-# ---------------------------------------------------------------- model --
-
-class PoseHRNet(nn.Module):
-    """timm HRNet's stride-4 branch (raw, before the classification head's
-    incre modules) and a 1x1 convolution to one heatmap per keypoint."""
-
-    def __init__(self, backbone: str = "hrnet_w18_small", num_keypoints: int = NUM_KEYPOINTS,
-                 pretrained: str | None = None) -> None:
-        super().__init__()
-        import timm
-
-        if not backbone.startswith("hrnet") or not timm.is_model(backbone):
-            raise ConfigError(f"--model {backbone!r}: pose needs a timm HRNet "
-                              "(hrnet_w18_small, hrnet_w18_small_v2, hrnet_w18, hrnet_w32, ...)")
-        kwargs = dict(features_only=True, feature_location="", out_indices=(1,), in_chans=3)
-        if pretrained == "timm":  # ImageNet weights from timm's source (needs the network)
-            try:
-                self.backbone = timm.create_model(backbone, pretrained=True, **kwargs)
-            except Exception as exc:
-                raise ConfigError(f"--pretrained: could not get timm's weights for {backbone} "
-                                  f"({type(exc).__name__}); pass --pretrained PATH") from None
-        else:
-            self.backbone = timm.create_model(backbone, **kwargs)
-            if pretrained:
-                from fer.models import load_weights
-
-                load_weights(self.backbone, pretrained)
-        channels = self.backbone.feature_info.channels()[0]
-        self.head = nn.Conv2d(channels, num_keypoints, kernel_size=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(x)[0])
-
+# --------------------------------------------------------------- loader --
 
 class PoseDeviceLoader(ShardedBatches):
     """Pose batches from data resident on the device: images normalised with
@@ -350,6 +302,28 @@ class PoseDeviceLoader(ShardedBatches):
             yield x, self.keypoints[index]
 
 
-__all__ = ["COCO_KEYPOINTS", "JointsMSELoss", "PoseData", "PoseDeviceLoader", "PoseHRNet",
-           "decode_heatmaps", "encode_heatmaps", "make_synthetic_poses", "pck_hits",
-           "read_coco_keypoints"]
+def make_pose_loader(data: PoseData, *, train: bool, batch_size: int,
+                     options: LoaderOptions) -> PoseDeviceLoader:
+    """The pose loader for ``data`` (one split). Pose data lives on the device; an
+    option this loader cannot honour is a ConfigError, never silently dropped.
+    (``pin_memory`` has nothing to pin here, as on the expression device path.)"""
+    if options.num_workers:
+        raise ConfigError(f"--num-workers {options.num_workers}: --task pose has no worker "
+                          "processes (its data lives on the device); drop --num-workers")
+    if options.kind != "device":
+        raise ConfigError(f"--loader {options.kind}: --task pose has only the device-resident "
+                          "loader; pass --loader device (or leave --loader auto)")
+    if options.image_size is not None:
+        raise ConfigError(f"--image-size {options.image_size} applies to --task fer; pose "
+                          "images are sized by --pose-size HEIGHTxWIDTH")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    return PoseDeviceLoader(data, batch_size=batch_size, device=torch.device(options.device),
+                            shuffle=train, seed=options.seed,
+                            drop_last=train and len(data) >= batch_size,
+                            rank=options.rank, world_size=options.world_size)
+
+
+__all__ = ["COCO_KEYPOINTS", "NUM_KEYPOINTS", "SKELETON", "PoseData", "PoseDeviceLoader",
+           "check_input_size", "decode_heatmaps", "encode_heatmaps", "make_pose_loader",
+           "make_synthetic_poses", "parse_pose_size", "read_coco_keypoints"]
