@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 # --perf-scale, machine info for the benchmark JSON, per-hardware storage
-pytest_plugins = ["fer.pytest_plugin", "pytester"]
+pytest_plugins = ["fer.suite.plugin", "pytester"]
 
 
 @pytest.fixture(autouse=True)

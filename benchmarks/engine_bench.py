@@ -24,7 +24,7 @@ import torch
 from fer import timing
 from fer.config import TrainConfig
 from fer.data import make_loader, make_synthetic_faces
-from fer.engine import Trainer, resolve_device
+from fer.engine import build_trainer, resolve_device
 
 
 def bare_epoch(model, optimizer, loader, device, precision) -> float:
@@ -62,7 +62,7 @@ def main(argv=None) -> int:
     config = TrainConfig(model=args.model, device=str(device), batch_size=args.batch_size,
                          optimizer=args.optimizer, precision=args.precision, loader="device",
                          epochs=args.repeats + 1, synthetic_size=args.images)
-    trainer = Trainer(config, data=data)
+    trainer = build_trainer(config, data=data)
     bare_model = copy.deepcopy(trainer.raw_model)
     bare_opt = type(trainer.optimizer)(bare_model.parameters(), **trainer.optimizer.defaults)
     bare_loader = make_loader(data.split("train"), batch_size=args.batch_size, train=True,
@@ -72,13 +72,11 @@ def main(argv=None) -> int:
 
     # one warm-up epoch each (allocator, cuDNN autotuning, first-touch)
     bare_epoch(bare_model, bare_opt, bare_loader, device, trainer.precision)
-    trainer.train_epoch()
-    trainer.epoch += 1
+    trainer.train_epoch()  # advances the epoch itself
     bare, engine = [], []
     for i in range(args.repeats):
         bare.append(bare_epoch(bare_model, bare_opt, bare_loader, device, trainer.precision))
         engine.append(trainer.train_epoch().images_per_s)
-        trainer.epoch += 1
         print(f"  round {i + 1}: bare {bare[-1]:8.1f} img/s   engine {engine[-1]:8.1f} img/s")
     ratio = statistics.median(engine) / statistics.median(bare)
     print(f"median: bare {statistics.median(bare):.1f} img/s, engine "

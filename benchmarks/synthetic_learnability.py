@@ -18,7 +18,7 @@ import torch
 from fer.config import TrainConfig
 from fer.data import make_synthetic_faces
 from fer.data.augment import to_model_input
-from fer.engine import Trainer
+from fer.engine import build_trainer
 
 
 def linear_probe(data, steps: int = 200) -> float:
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     config = TrainConfig(model="test_efficientnet", epochs=args.epochs, device="cpu",
                          seed=args.seed, synthetic_size=args.images)
-    for r in Trainer(config, data=data).fit():
+    for r in build_trainer(config, data=data).fit():
         print(f"  test_efficientnet epoch {r.epoch}: loss {r.loss:.3f}, val acc {r.val_acc:.3f} "
               f"({r.wall_s:.1f} s)")
     cnn = r.val_acc

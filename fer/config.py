@@ -1,35 +1,100 @@
-"""TrainConfig: every knob of a training run, validated once.
+"""TrainConfig: every knob of a training run, validated once; resolved once into a Plan.
 
-The CLI, the perf tests and the benchmarks build one of these; everything
-downstream trusts it. A bad value raises :class:`ConfigError` naming the field
-(which is also the CLI flag, with dashes) and the values it accepts.
+The CLI, the perf suite and the benchmarks build one of these; everything
+downstream trusts it. Each field is also a command-line flag (``batch_size`` ->
+``--batch-size``, the study's ``--batch_size`` kept): its help, group, choices
+and default live here, in the field's metadata, and ``fer.cli.args`` generates
+the flags from them. Allowed values come from the registries (optimizers,
+precisions, tasks, loaders, parallel modes), never from a second list.
+
+``auto`` values (device, model, loader, synthetic size, pin memory, learning
+rate) are decided in one place, :meth:`TrainConfig.resolve`, once the device is
+known: the resulting :class:`Plan` is what the engine builds, what the perf
+harness records and what ``--metrics-json`` writes beside the config.
+
+A bad value raises :class:`ConfigError` naming the flag and the values it accepts.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer.errors import ConfigError
 
-PRECISIONS = ("fp32", "amp_fp16", "amp_bf16")
-LOADERS = ("dataloader", "device")
-SCHEDULERS = ("none", "step", "cosine")
-LR_SCALINGS = ("none", "linear")
-PARALLEL_MODES = ("none", "dp", "ddp")
 AUTO = "auto"
-#: What ``model="auto"`` means: the study's model on a GPU; a tiny EfficientNet
-#: on a CPU so that a default run finishes in minutes.
-AUTO_MODEL = {"cuda": "efficientnet_b0", "cpu": "test_efficientnet"}
-#: What ``synthetic_size=None`` means: FER2013's size on a GPU, less on a CPU.
-AUTO_SYNTHETIC_SIZE = {"cuda": 35887, "cpu": 12000}
-#: The same for the pose task (HRNet at 256x192 is far heavier per image).
-AUTO_POSE = {"model": "hrnet_w18_small", "cuda": 4096, "cpu": 256}
-TASKS = ("fer", "pose")
+ALL = ("train", "profile", "data")  # the commands that take a field shared with `fer data`
 
 
-def _flag(name: str) -> str:
+# ------------------------------------------------------------ registries --
+# Each returns the allowed values of one field from the registry that owns them.
+
+def _tasks() -> tuple[str, ...]:
+    from fer.tasks import TASKS
+
+    return tuple(TASKS)
+
+
+def _loaders() -> tuple[str, ...]:
+    from fer.tasks import TASKS
+
+    kinds: list[str] = []
+    for task in TASKS.values():
+        kinds += [k for k in task.loaders if k not in kinds]
+    return (AUTO, *kinds)
+
+
+def _precisions() -> tuple[str, ...]:
+    from fer.precision import PRECISIONS
+
+    return tuple(PRECISIONS)
+
+
+def _optimizers() -> tuple[str, ...]:
+    from fer.optim import OPTIMIZERS
+
+    return tuple(OPTIMIZERS)
+
+
+def _schedulers() -> tuple[str, ...]:
+    from fer.optim import SCHEDULERS
+
+    return SCHEDULERS
+
+
+def _lr_scalings() -> tuple[str, ...]:
+    from fer.optim import LR_SCALINGS
+
+    return LR_SCALINGS
+
+
+def _parallel_modes() -> tuple[str, ...]:
+    from fer.parallel import PARALLEL_MODES
+
+    return PARALLEL_MODES
+
+
+def _ferplus_modes() -> tuple[str, ...]:
+    from fer.data.fer2013 import FERPLUS_MODES
+
+    return FERPLUS_MODES
+
+
+def knob(default, help: str, group: str, *, choices: Callable[[], tuple] | None = None,
+         metavar: str | None = None, aliases: tuple[str, ...] = (), default_help: str | None = None,
+         commands: tuple[str, ...] = ("train", "profile"), nargs: str | None = None,
+         const=None, negatable: bool = False):
+    """A TrainConfig field with what its command-line flag needs to know."""
+    return field(default=default, metadata=dict(
+        help=help, group=group, choices=choices, metavar=metavar, aliases=aliases,
+        default_help=default_help, commands=commands, nargs=nargs, const=const,
+        negatable=negatable))
+
+
+def flag(name: str) -> str:
+    """The flag of a field: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
 
 
@@ -38,68 +103,101 @@ class TrainConfig:
     """One training run. Field names are the CLI's flags (``batch_size`` -> ``--batch-size``)."""
 
     # task
-    task: str = "fer"  # "fer": expressions; "pose": HRNet body pose
-    pose_size: str = "256x192"  # pose input, HEIGHTxWIDTH, multiples of 32
-    coco_images: str | None = None  # pose: the image folder of a COCO annotation file
+    task: str = knob("fer", "fer: facial expressions (EfficientNet); pose: 17-keypoint body pose "
+                     "(HRNet heatmaps, accuracy = PCK@0.2)", "task", choices=_tasks)
+    pose_size: str = knob("256x192", "pose input HEIGHTxWIDTH, multiples of 32", "task",
+                          metavar="HxW")
+    coco_images: str | None = knob(None, "pose with --data person_keypoints_*.json: the images' "
+                                   "folder", "task", metavar="DIR", default_help="none")
     # data
-    data: str = "synthetic"
-    synthetic_size: int | None = None
-    imbalance: bool = False
-    ferplus: str | None = None
-    ferplus_mode: str = "majority"
-    skip_bad_rows: bool = False
-    image_size: int = 48
-    loader: str = AUTO  # auto: "dataloader" when num_workers > 0, else "device"
-    num_workers: int = 0
-    pin_memory: bool | None = None  # None: on when training on CUDA from the DataLoader path
-    persistent_workers: bool = False
-    prefetch_factor: int | None = None
+    data: str = knob("synthetic", "fer2013.csv, an image folder, or 'synthetic'; for --task pose "
+                     "a COCO person_keypoints_*.json or 'synthetic' (stick figures)", "data",
+                     metavar="SOURCE")
+    synthetic_size: int | None = knob(None, "images in the synthetic set", "data", metavar="N",
+                                      default_help="35,887 on a GPU, 12,000 on a CPU; pose 4,096 / 256",
+        commands=ALL)
+    imbalance: bool = knob(False, "synthetic data with FER2013's class imbalance", "data",
+        commands=ALL)
+    ferplus: str | None = knob(None, "FER+ votes (fer2013new.csv) joined onto --data", "data",
+                               metavar="FER2013NEW_CSV", default_help="none",
+        commands=ALL)
+    ferplus_mode: str = knob("majority", "FER+ labels: majority vote, or vote distributions as "
+                             "soft targets", "data", choices=_ferplus_modes,
+        commands=ALL)
+    skip_bad_rows: bool = knob(False, "drop malformed rows (listed) instead of stopping at the "
+                               "first one", "data",
+        commands=ALL)
+    image_size: int = knob(48, "resize inputs to this size (FER2013's is 48)", "data", metavar="PX")
+    loader: str = knob(AUTO, "dataloader (worker processes) or device (data resident on the "
+                       "device)", "data", choices=_loaders,
+                       default_help="auto: dataloader when --num-workers > 0, else device")
+    num_workers: int = knob(0, "DataLoader worker processes", "data", metavar="N")
+    pin_memory: bool | None = knob(None, "pinned host memory for the DataLoader path", "data",
+                                   negatable=True, default_help="on when training on CUDA")
+    persistent_workers: bool = knob(False, "keep DataLoader workers between epochs", "data")
+    prefetch_factor: int | None = knob(None, "batches each worker loads ahead", "data", metavar="N",
+                                       default_help="PyTorch's, 2")
     # model
-    model: str = AUTO
-    pretrained: str | None = None  # None, "timm" (timm's own source), or a weight file
-    channels_last: bool = False
-    compile: bool = False
-    drop_rate: float = 0.0
+    model: str = knob(AUTO, "a timm model (efficientnet_b0..b7, efficientnet_lite0..4, tinynet_a..e, "
+                      "test_efficientnet; hrnet_w18_small..hrnet_w32 for --task pose)", "model",
+                      metavar="NAME", default_help="auto: efficientnet_b0 on a GPU, test_efficientnet "
+                      "on a CPU, hrnet_w18_small for pose")
+    pretrained: str | None = knob(None, "start from weights: a .safetensors/.pth file, or the bare "
+                                  "flag for timm's own source (needs the network)", "model",
+                                  metavar="PATH", nargs="?", const="timm", default_help="none")
+    channels_last: bool = knob(False, "channels_last memory format", "model")
+    compile: bool = knob(False, "torch.compile the model", "model")
+    drop_rate: float = knob(0.0, "dropout before the classifier", "model", metavar="P")
     # optimisation
-    epochs: int = 8
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float | None = None  # None: the optimizer's default
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    scheduler: str = "none"
-    warmup_epochs: int = 0
-    lr_scaling: str = "none"
-    base_batch_size: int = 64
-    label_smoothing: float = 0.0
-    precision: str = "fp32"
+    epochs: int = knob(8, "training epochs", "optimisation", metavar="N", commands=("train",))
+    batch_size: int = knob(64, "images per step per device", "optimisation", metavar="N")
+    optimizer: str = knob("adam", "the optimizer", "optimisation", choices=_optimizers)
+    learning_rate: float | None = knob(None, "the base learning rate", "optimisation", metavar="LR",
+                                       aliases=("--lr",), default_help="the optimizer's own")
+    momentum: float = knob(0.9, "momentum of sgd_momentum, sgd_nesterov and rmsprop",
+                           "optimisation", metavar="M")
+    weight_decay: float = knob(0.0, "L2 weight decay (not on biases and norm scales)",
+                               "optimisation", metavar="WD")
+    scheduler: str = knob("none", "per-step schedule after the warm-up", "optimisation",
+                          choices=_schedulers)
+    warmup_epochs: int = knob(0, "linear learning-rate warm-up epochs", "optimisation", metavar="N")
+    lr_scaling: str = knob("none", "linear: lr x global batch / --base-batch-size (Goyal et al. "
+                           "2017)", "optimisation", choices=_lr_scalings)
+    base_batch_size: int = knob(64, "the batch --lr-scaling scales from", "optimisation", metavar="N")
+    label_smoothing: float = knob(0.0, "cross-entropy label smoothing", "optimisation", metavar="E")
+    precision: str = knob("fp32", "autocast precision (amp_fp16 adds a GradScaler)", "optimisation",
+                          choices=_precisions)
     # execution
-    device: str = AUTO
-    parallel: str = "none"
-    devices: int | None = None
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    eval_every: int = 1
+    device: str = knob(AUTO, "auto, cpu, cuda or cuda:N", "execution",
+                       default_help="auto: cuda when visible, else cpu",
+        commands=ALL)
+    parallel: str = knob("none", "dp: DataParallel over --devices GPUs; ddp: DistributedDataParallel, "
+                         "one process per device, launched by torchrun", "execution",
+                         choices=_parallel_modes)
+    devices: int | None = knob(None, "GPUs for --parallel dp", "execution", metavar="N",
+                               default_help="every visible GPU")
+    seed: int = knob(0, "seed of every random source", "execution", metavar="N",
+        commands=ALL)
+    max_steps_per_epoch: int | None = knob(None, "cut each epoch short (quick checks)", "execution",
+                                           metavar="N", default_help="the whole epoch")
+    eval_every: int = knob(1, "validate every N epochs", "execution", metavar="N",
+                           commands=("train",))
     # files
-    checkpoint_dir: str | None = None
-    resume: bool = False
-    metrics_json: str | None = None
+    checkpoint_dir: str | None = knob(None, "save a checkpoint every epoch into this folder",
+                                      "output", metavar="DIR", commands=("train",),
+                                      default_help="none")
+    resume: bool = knob(False, "continue from --checkpoint-dir", "output", commands=("train",))
+    metrics_json: str | None = knob(None, "write the config, the plan and every epoch record",
+                                    "output", metavar="PATH", commands=("train",),
+                                    default_help="none")
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices is not None:
+                self._choice(f.name, choices())
         if self.loader == AUTO and isinstance(self.num_workers, int):
             self.loader = "dataloader" if self.num_workers > 0 else "device"
-        self._choice("task", TASKS)
-        if self.task == "pose":
-            self.resolved_pose_size()
-        self._choice("precision", PRECISIONS)
-        self._choice("loader", LOADERS)
-        self._choice("scheduler", SCHEDULERS)
-        self._choice("lr_scaling", LR_SCALINGS)
-        self._choice("parallel", PARALLEL_MODES)
-        self._choice("ferplus_mode", ("majority", "soft"))
-        from fer.optim import OPTIMIZERS
-
-        self._choice("optimizer", tuple(OPTIMIZERS))
         for name in ("epochs", "batch_size", "base_batch_size", "image_size", "eval_every"):
             self._at_least(name, 1)
         for name in ("num_workers", "warmup_epochs", "weight_decay", "momentum", "drop_rate"):
@@ -108,20 +206,20 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 self._at_least(name, 1)
         if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"{_flag('learning_rate')} must be > 0, got {self.learning_rate}")
+            raise ConfigError(f"{flag('learning_rate')} must be > 0, got {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"{_flag('label_smoothing')} must be in [0, 1), got {self.label_smoothing}")
+            raise ConfigError(f"{flag('label_smoothing')} must be in [0, 1), got {self.label_smoothing}")
         if self.image_size % 8:
-            raise ConfigError(f"{_flag('image_size')} must be a multiple of 8, got {self.image_size}")
+            raise ConfigError(f"{flag('image_size')} must be a multiple of 8, got {self.image_size}")
         if self.prefetch_factor is not None and self.num_workers == 0:
-            raise ConfigError(f"{_flag('prefetch_factor')} needs {_flag('num_workers')} >= 1")
+            raise ConfigError(f"{flag('prefetch_factor')} needs {flag('num_workers')} >= 1")
         if self.persistent_workers and self.num_workers == 0:
-            raise ConfigError(f"{_flag('persistent_workers')} needs {_flag('num_workers')} >= 1")
+            raise ConfigError(f"{flag('persistent_workers')} needs {flag('num_workers')} >= 1")
         if self.loader == "device" and self.num_workers:
-            raise ConfigError(f"{_flag('num_workers')} applies to --loader dataloader; the device "
+            raise ConfigError(f"{flag('num_workers')} applies to --loader dataloader; the device "
                               "loader has no workers (pass --loader dataloader)")
         if self.warmup_epochs >= self.epochs and self.warmup_epochs:
-            raise ConfigError(f"{_flag('warmup_epochs')} ({self.warmup_epochs}) must be less than "
+            raise ConfigError(f"{flag('warmup_epochs')} ({self.warmup_epochs}) must be less than "
                               f"--epochs ({self.epochs})")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("--resume needs --checkpoint-dir (where the checkpoint is)")
@@ -135,16 +233,19 @@ class TrainConfig:
         if self.pretrained not in (None, "timm") and not Path(self.pretrained).is_file():
             raise ConfigError(f"--pretrained {self.pretrained}: no such file; pass a .safetensors "
                               "or .pth weight file, or --pretrained alone for timm's own weights")
+        from fer.tasks import TASKS
+
+        TASKS[self.task].check_config(self)  # the task's own fields (e.g. --pose-size)
 
     def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
         if value not in allowed:
-            raise ConfigError(f"{_flag(name)} {value!r} is not one of: {', '.join(allowed)}")
+            raise ConfigError(f"{flag(name)} {value!r} is not one of: {', '.join(allowed)}")
 
     def _at_least(self, name: str, low: float) -> None:
         value = getattr(self, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-            raise ConfigError(f"{_flag(name)} must be a number >= {low}, got {value!r}")
+            raise ConfigError(f"{flag(name)} must be a number >= {low}, got {value!r}")
 
     def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
@@ -156,24 +257,64 @@ class TrainConfig:
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
 
-    def resolved_model(self, device_type: str) -> str:
-        if self.model != AUTO:
-            return self.model
-        if self.task == "pose":
-            return AUTO_POSE["model"]
-        return AUTO_MODEL.get(device_type, AUTO_MODEL["cpu"])
+    def resolve(self, *, device: str, cuda_devices: int = 0, world_size: int = 1,
+                rank: int = 0) -> Plan:
+        """Every ``auto`` decided, once the device is known: the run's :class:`Plan`.
 
-    def resolved_synthetic_size(self, device_type: str) -> int:
-        if self.synthetic_size is not None:
-            return self.synthetic_size
-        table = AUTO_POSE if self.task == "pose" else AUTO_SYNTHETIC_SIZE
-        return table.get(device_type, table["cpu"])
+        ``device`` is the resolved device (``cpu``, ``cuda``, ``cuda:1``),
+        ``cuda_devices`` how many GPUs are visible, ``world_size``/``rank`` the
+        DDP process group (1/0 without one). Pure: no torch, no side effects.
+        """
+        from fer.optim import OPTIMIZERS, scaled_lr
+        from fer.tasks import TASKS
 
-    def resolved_pose_size(self) -> tuple[int, int]:
-        try:
-            h, w = (int(v) for v in self.pose_size.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"--pose-size {self.pose_size!r}: use HEIGHTxWIDTH, e.g. 256x192") from None
-        from fer.pose import check_input_size
+        task = TASKS[self.task]
+        device_type = device.split(":")[0]
+        if self.parallel == "dp":
+            devices = self.devices or max(cuda_devices, 1)
+        elif self.parallel == "ddp":
+            devices = world_size
+        else:
+            devices = 1
+        global_batch = self.batch_size * devices
+        base_lr = self.learning_rate or OPTIMIZERS[self.optimizer].default_lr
+        return Plan(
+            task=self.task, device=device, device_type=device_type,
+            model=self.model if self.model != AUTO else task.auto_model.get(
+                device_type, task.auto_model["cpu"]),
+            synthetic_size=self.synthetic_size or task.auto_synthetic_size.get(
+                device_type, task.auto_synthetic_size["cpu"]),
+            loader=self.loader,
+            pin_memory=(device_type == "cuda") if self.pin_memory is None else self.pin_memory,
+            image_size=self.image_size, devices=devices, world_size=world_size, rank=rank,
+            global_batch=global_batch, loader_batch=global_batch // world_size,
+            base_lr=base_lr,
+            lr=scaled_lr(base_lr, global_batch, self.base_batch_size, self.lr_scaling),
+            precision=self.precision, optimizer=self.optimizer,
+        )
 
-        return check_input_size((h, w))
+
+@dataclass(frozen=True)
+class Plan:
+    """A TrainConfig with every ``auto`` decided for one device and process group."""
+
+    task: str
+    device: str  # "cpu", "cuda", "cuda:1"
+    device_type: str  # "cpu" or "cuda"
+    model: str
+    synthetic_size: int  # images drawn when the data is synthetic
+    loader: str  # "dataloader" or "device"
+    pin_memory: bool
+    image_size: int
+    devices: int  # devices one step runs on in this process (DataParallel), or the DDP world
+    world_size: int  # DDP processes (1 without DDP)
+    rank: int
+    global_batch: int  # images per optimizer step over every device
+    loader_batch: int  # images one process loads per step
+    base_lr: float  # --learning-rate or the optimizer's default
+    lr: float  # after --lr-scaling
+    precision: str
+    optimizer: str
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,13 +1,24 @@
 """The training engine: epochs timed and split into data-wait and compute.
 
-``Trainer(config).fit()`` returns one :class:`EpochRecord` per epoch. The perf
-tests call ``Trainer.train_epoch`` as their timed function, so a benchmark
-round is exactly one training epoch of one continuing run.
+``build_trainer(config)`` does the construction — the device, the DDP process
+group, the resolved :class:`~fer.config.Plan`, data, loaders, model, optimizer
+and precision — and hands the parts to :class:`Trainer`, which only holds the
+run's state and trains:
+
+* ``train_epoch()`` trains the next epoch, appends its :class:`EpochRecord` and
+  advances ``trainer.epoch``; the perf suite times exactly this call;
+* ``run_epoch()`` adds validation (when due) and the checkpoint; ``fit()`` runs
+  the remaining epochs;
+* ``run_steps(n)`` trains ``n`` steps across epoch boundaries without a record
+  (the profiler's way in).
+
+The step itself reads top to bottom in ``_train_step``: forward under the
+resolved precision, backward and optimizer step through it, loss and accuracy
+summed on the device (read once per epoch, never per step).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import random
@@ -23,21 +34,23 @@ import numpy as np
 import torch
 
 from fer import timing
-from fer.atomic import atomic_open
-from fer.config import TrainConfig
-from fer.data import FERData
+from fer.bench.records import EpochRecord
+from fer.config import Plan, TrainConfig
 from fer.errors import ConfigError, FERError
-from fer.optim import OPTIMIZERS, create_optimizer, create_scheduler, scaled_lr
+from fer.optim import create_optimizer, create_scheduler
 from fer.parallel import (
     DistInfo,
     all_reduce_max,
     all_reduce_sum,
-    device_count,
     init_distributed,
+    visible_cuda_devices,
     wrap,
 )
-from fer.precision import resolve_precision
+from fer.precision import Precision, resolve_precision
 from fer.tasks import make_task
+
+__all__ = ["CHECKPOINT_NAME", "EpochRecord", "StepsDone", "Trainer", "TrainingError",
+           "build_trainer", "peak_memory", "resolve_device", "seed_everything"]
 
 log = logging.getLogger(__name__)
 
@@ -47,45 +60,12 @@ CHECKPOINT_NAME = "last.pt"
 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
 _NAN_CHECK_EVERY = 50  # steps between checks for a diverged loss (each check syncs)
 
+#: called as ``on_step(steps_done, images_done, data_wait_s)`` after each step
+OnStep = Callable[[int, int, float], None]
+
 
 class TrainingError(FERError):
     """The run cannot go on (the loss diverged, a checkpoint does not fit)."""
-
-
-@dataclass
-class EpochRecord:
-    """What one epoch measured. The one record type the CLI, the perf tests,
-    the comparer and the charts all speak (see docs)."""
-
-    epoch: int
-    images: int
-    steps: int
-    wall_s: float
-    data_wait_s: float
-    compute_s: float
-    images_per_s: float
-    loss: float
-    train_acc: float
-    lr: float
-    peak_mem_bytes: int
-    peak_mem_kind: str  # "cuda_max_allocated" or "process_peak_rss"
-    skipped_steps: int = 0
-    val_loss: float | None = None
-    val_acc: float | None = None
-    eval_s: float | None = None
-
-    @property
-    def data_wait_share(self) -> float:
-        """The study's "data-loading ratio": data-wait time over epoch time."""
-        return self.data_wait_s / self.wall_s if self.wall_s > 0 else 0.0
-
-    def to_dict(self) -> dict:
-        return {**dataclasses.asdict(self), "data_wait_share": self.data_wait_share}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> EpochRecord:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def resolve_device(name: str) -> torch.device:
@@ -121,147 +101,235 @@ def peak_memory(device: torch.device) -> tuple[int, str]:
     return rss * (1 if sys.platform == "darwin" else 1024), "process_peak_rss"
 
 
+@dataclass
+class StepsDone:
+    """What :meth:`Trainer.run_steps` ran."""
+
+    steps: int
+    images: int
+    wall_s: float
+    data_wait_s: float
+
+
+class _Sums:
+    """An epoch's running sums, kept on the device so that no step syncs."""
+
+    def __init__(self, device: torch.device) -> None:
+        zero = dict(device=device, dtype=torch.long)
+        self.loss = torch.zeros((), device=device)
+        self.correct = torch.zeros((), **zero)
+        self.trials = torch.zeros((), **zero)
+        self.bad_losses = torch.zeros((), **zero)
+        self.skipped = 0
+        self.images = self.steps = 0
+        self.data_wait = 0.0
+
+
+def build_trainer(config: TrainConfig, data=None) -> Trainer:
+    """Everything a run needs, built from ``config``: joins the DDP process group
+    under torchrun, resolves the plan, loads the data (unless ``data`` is given),
+    and resumes from ``--checkpoint-dir`` with ``--resume``."""
+    device = resolve_device(config.device)
+    dist = DistInfo()
+    if config.parallel == "ddp":
+        dist, device = init_distributed(device)
+    plan = config.resolve(device=str(device), cuda_devices=visible_cuda_devices(),
+                          world_size=dist.world_size, rank=dist.rank)
+    seed_everything(config.seed)
+    task = make_task(config)
+    data = data if data is not None else task.load_data(config, plan)
+    train, val = data.split("train"), data.split("val")
+    if len(train) == 0:
+        raise ConfigError(f"{data.source}: has no training rows (Usage 'Training')")
+    task.check_data(train, data)
+
+    from fer.data.loaders import LoaderOptions
+
+    options = LoaderOptions(
+        kind=plan.loader, device=device, num_workers=config.num_workers,
+        pin_memory=plan.pin_memory, persistent_workers=config.persistent_workers,
+        prefetch_factor=config.prefetch_factor, seed=config.seed,
+        image_size=config.image_size if config.image_size != 48 else None,
+        rank=dist.rank, world_size=dist.world_size)
+    # one loader batch is what one process feeds its model(s): under DDP each
+    # process loads batch_size; DataParallel splits batch_size x devices
+    train_loader = task.make_loader(train, train=True, batch_size=plan.loader_batch, options=options)
+    val_loader = task.make_loader(val, train=False, batch_size=max(plan.loader_batch, 256),
+                                  options=options)
+
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = task.build_model(plan.model, data, config)
+    model.to(device)
+    model.to(memory_format=memory_format)
+    wrapped, _ = wrap(model, config.parallel, device=device, devices=plan.devices)
+    # DDP's forward syncs buffers across ranks; shards of the validation set
+    # differ in length, so evaluation runs the bare model and all-reduces sums
+    eval_model = model if config.parallel == "ddp" else wrapped
+    if config.compile:
+        wrapped = torch.compile(wrapped)
+
+    optimizer = create_optimizer(model, config.optimizer, lr=plan.lr, momentum=config.momentum,
+                                 weight_decay=config.weight_decay)
+    steps_per_epoch = len(train_loader)
+    if config.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
+    scheduler = create_scheduler(optimizer, config.scheduler,
+                                 total_steps=config.epochs * steps_per_epoch,
+                                 warmup_steps=config.warmup_epochs * steps_per_epoch)
+    trainer = Trainer(
+        config=config, plan=plan, device=device, dist=dist, task=task, data=data,
+        train_loader=train_loader, val_loader=val_loader, model=wrapped, raw_model=model,
+        eval_model=eval_model, optimizer=optimizer, scheduler=scheduler,
+        precision=resolve_precision(config.precision, device), steps_per_epoch=steps_per_epoch,
+        memory_format=memory_format)
+    if config.resume:
+        trainer.load_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME)
+    return trainer
+
+
 class Trainer:
-    """One training run: data, model, optimizer and precision built from a config."""
+    """One training run's state: its parts (built by :func:`build_trainer`), the
+    next epoch to run and the records of the epochs run so far."""
 
-    def __init__(self, config: TrainConfig, data: FERData | None = None) -> None:
-        self.config = config
-        self.device = resolve_device(config.device)
-        self.dist = DistInfo()
-        if config.parallel == "ddp":
-            self.dist, self.device = init_distributed(self.device)
-        seed_everything(config.seed)
-        self.task = make_task(config)
-        self.data = data if data is not None else self.task.load_data(config, self.device.type)
-        train, val = self.data.split("train"), self.data.split("val")
-        if len(train) == 0:
-            raise ConfigError(f"{self.data.source}: has no training rows (Usage 'Training')")
-        self.task.check_data(train, self.data)
-        self.devices = device_count(config.parallel, config.devices)
-        self.global_batch = config.batch_size * self.devices
-        loader_args = dict(
-            loader=config.loader, device=self.device, num_workers=config.num_workers,
-            pin_memory=self.device.type == "cuda" if config.pin_memory is None else config.pin_memory,
-            persistent_workers=config.persistent_workers, prefetch_factor=config.prefetch_factor,
-            seed=config.seed, image_size=config.image_size if config.image_size != 48 else None,
-            rank=self.dist.rank, world_size=self.dist.world_size,
-        )
-        # one loader batch is what one process feeds its model(s): under DDP each
-        # process loads batch_size; DataParallel splits batch_size x devices
-        loader_batch = self.global_batch // self.dist.world_size
-        self.train_loader = self.task.make_loader(train, train=True, batch_size=loader_batch,
-                                                  **loader_args)
-        self.val_loader = self.task.make_loader(val, train=False, batch_size=max(loader_batch, 256),
-                                                **loader_args)
-
-        self.model_name = config.resolved_model(self.device.type)
-        model = self.task.build_model(self.model_name, self.data, config)
-        model.to(self.device)
-        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        model.to(memory_format=self.memory_format)
-        self.raw_model = model
-        self.model, _ = wrap(model, config.parallel, device=self.device, devices=config.devices)
-        # DDP's forward syncs buffers across ranks; shards of the validation set
-        # differ in length, so evaluation runs the bare model and all-reduces sums
-        self.eval_model = model if config.parallel == "ddp" else self.model
-        if config.compile:
-            self.model = torch.compile(self.model)
-
-        base_lr = config.learning_rate or OPTIMIZERS[config.optimizer].default_lr
-        self.lr = scaled_lr(base_lr, self.global_batch, config.base_batch_size, config.lr_scaling)
-        self.optimizer = create_optimizer(model, config.optimizer, lr=self.lr,
-                                          momentum=config.momentum, weight_decay=config.weight_decay)
-        self.steps_per_epoch = len(self.train_loader)
-        if config.max_steps_per_epoch:
-            self.steps_per_epoch = min(self.steps_per_epoch, config.max_steps_per_epoch)
-        self.scheduler = create_scheduler(
-            self.optimizer, config.scheduler, total_steps=config.epochs * self.steps_per_epoch,
-            warmup_steps=config.warmup_epochs * self.steps_per_epoch)
-        self.precision = resolve_precision(config.precision, self.device)
+    def __init__(self, *, config: TrainConfig, plan: Plan, device: torch.device, dist: DistInfo,
+                 task, data, train_loader, val_loader, model: torch.nn.Module,
+                 raw_model: torch.nn.Module, eval_model: torch.nn.Module,
+                 optimizer: torch.optim.Optimizer, scheduler, precision: Precision,
+                 steps_per_epoch: int, memory_format: torch.memory_format) -> None:
+        self.config, self.plan, self.device, self.dist = config, plan, device, dist
+        self.task, self.data = task, data
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.model, self.raw_model, self.eval_model = model, raw_model, eval_model
+        self.optimizer, self.scheduler, self.precision = optimizer, scheduler, precision
+        self.steps_per_epoch = steps_per_epoch
+        self.memory_format = memory_format
         self.epoch = 0  # the next epoch to run
         self.records: list[EpochRecord] = []
-        #: called as ``on_step(steps_done, images_done, data_wait_s)`` after each
-        #: step when set (the CLI's progress bar); None in benchmarks.
-        self.on_step: Callable[[int, int, float], None] | None = None
-        if config.resume:
-            self.load_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME)
+
+    # the plan's figures under the names the CLI and the perf suite print
+    @property
+    def model_name(self) -> str:
+        return self.plan.model
+
+    @property
+    def lr(self) -> float:
+        return self.plan.lr
+
+    @property
+    def global_batch(self) -> int:
+        return self.plan.global_batch
+
+    @property
+    def devices(self) -> int:
+        return self.plan.devices
+
+    # -------------------------------------------------------------- steps --
+
+    def _next_batch(self, batches, sums: _Sums):
+        """The next batch on the device, its wait added to the data wait; None at the end."""
+        wait_start = time.perf_counter()
+        batch = next(batches, None)
+        if batch is not None:
+            inputs, targets = batch
+            batch = (inputs.to(self.device, non_blocking=True, memory_format=self.memory_format),
+                     targets.to(self.device, non_blocking=True))
+        sums.data_wait += time.perf_counter() - wait_start
+        return batch
+
+    def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
+        with self.precision.autocast():
+            logits = self.model(inputs)
+            loss = self.task.loss(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums.skipped += self.precision.backward_and_step(loss, self.optimizer)
+        self.scheduler.step()
+
+        loss = loss.detach().float()
+        finite = torch.isfinite(loss)
+        sums.bad_losses += (~finite).long()
+        sums.loss += torch.where(finite, loss, 0.0) * len(inputs)
+        hits, tried = self.task.hits(logits.detach(), targets)
+        sums.correct += hits
+        sums.trials += tried
+        sums.images += len(inputs)
+        sums.steps += 1
 
     # ------------------------------------------------------------ epochs --
 
-    def train_epoch(self) -> EpochRecord:
-        """Train one epoch; returns its record (validation fields empty)."""
-        model, device, precision = self.model, self.device, self.precision
-        scaler = precision.scaler
-        model.train()
+    def train_epoch(self, on_step: OnStep | None = None) -> EpochRecord:
+        """Train the next epoch; append its record (validation fields empty), advance
+        ``self.epoch`` and return the record."""
+        device = self.device
+        self.model.train()
         self.train_loader.set_epoch(self.epoch)
-        loss_sum = torch.zeros((), device=device)
-        correct = torch.zeros((), device=device, dtype=torch.long)
-        trials = torch.zeros((), device=device, dtype=torch.long)
-        bad_losses = torch.zeros((), device=device, dtype=torch.long)
-        skipped = torch.zeros((), device=device, dtype=torch.long)
-        images = steps = 0
-        data_wait = 0.0
+        sums = _Sums(device)
         lr = self.optimizer.param_groups[0]["lr"]
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
 
         start = timing.now(device)
         batches = iter(self.train_loader)
-        while steps < self.steps_per_epoch:
-            wait_start = time.perf_counter()
-            try:
-                inputs, targets = next(batches)
-            except StopIteration:
+        while sums.steps < self.steps_per_epoch:
+            batch = self._next_batch(batches, sums)
+            if batch is None:
                 break
-            inputs = inputs.to(device, non_blocking=True, memory_format=self.memory_format)
-            targets = targets.to(device, non_blocking=True)
-            data_wait += time.perf_counter() - wait_start
-
-            with precision.autocast():
-                logits = model(inputs)
-                loss = self.task.loss(logits, targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            scaled = scaler.scale(loss)
-            scale_before = scaler._scale.clone() if precision.uses_scaler else None
-            scaled.backward()
-            scaler.step(self.optimizer)
-            scaler.update()
-            if scale_before is not None:  # the scaler lowers its scale exactly when it skips
-                skipped += (scaler._scale < scale_before).long()
-            self.scheduler.step()
-
-            loss = loss.detach().float()
-            finite = torch.isfinite(loss)
-            bad_losses += (~finite).long()
-            loss_sum += torch.where(finite, loss, 0.0) * len(inputs)
-            hits, tried = self.task.hits(logits.detach(), targets)
-            correct += hits
-            trials += tried
-            images += len(inputs)
-            steps += 1
-            if self.on_step is not None:
-                self.on_step(steps, images, data_wait)
-            if steps % _NAN_CHECK_EVERY == 0:
-                self._check_finite(bad_losses, steps)
+            self._train_step(*batch, sums)
+            if on_step is not None:
+                on_step(sums.steps, sums.images, sums.data_wait)
+            if sums.steps % _NAN_CHECK_EVERY == 0:
+                self._check_finite(sums.bad_losses, sums.steps)
         wall = timing.now(device) - start
 
-        self._check_finite(bad_losses, steps)
-        mem, mem_kind = peak_memory(device)
+        record = self._epoch_record(sums, wall, lr)
+        self.records.append(record)
+        self.epoch += 1
+        return record
+
+    def _epoch_record(self, sums: _Sums, wall: float, lr: float) -> EpochRecord:
+        self._check_finite(sums.bad_losses, sums.steps)
+        mem, mem_kind = peak_memory(self.device)
         # Under DDP: sums over ranks, the slowest rank's wall time, the mean wait.
         loss_total, correct_n, trials_n, images, bad, skipped_n, data_wait = all_reduce_sum(
-            [float(loss_sum), float(correct), float(trials), images, float(bad_losses),
-             float(skipped), data_wait], device)
-        wall, mem = all_reduce_max([wall, float(mem)], device)
+            [float(sums.loss), float(sums.correct), float(sums.trials), sums.images,
+             float(sums.bad_losses), float(sums.skipped), sums.data_wait], self.device)
+        wall, mem = all_reduce_max([wall, float(mem)], self.device)
         data_wait /= self.dist.world_size
-        images, bad, steps_all = int(images), int(bad), steps * self.dist.world_size
+        images, bad, steps_all = int(images), int(bad), sums.steps * self.dist.world_size
         return EpochRecord(
-            epoch=self.epoch, images=images, steps=steps, wall_s=wall,
+            epoch=self.epoch, images=images, steps=sums.steps, wall_s=wall,
             data_wait_s=min(data_wait, wall), compute_s=max(wall - data_wait, 0.0),
             images_per_s=images / wall if wall > 0 else 0.0,
             loss=loss_total / max(images, 1) if bad < steps_all else math.nan,
             train_acc=correct_n / max(trials_n, 1), lr=lr,
             peak_mem_bytes=int(mem), peak_mem_kind=mem_kind, skipped_steps=int(skipped_n),
         )
+
+    def run_steps(self, steps: int, on_step: OnStep | None = None) -> StepsDone:
+        """Train ``steps`` steps, continuing into new passes over the data as needed
+        (each pass at most ``steps_per_epoch``). No record is kept and ``self.epoch``
+        does not move: this is for tools that watch steps (the profiler)."""
+        self.model.train()
+        sums = _Sums(self.device)
+        passes = 0
+        start = timing.now(self.device)
+        while sums.steps < steps:
+            self.train_loader.set_epoch(self.epoch + passes)
+            batches, in_pass = iter(self.train_loader), 0
+            while sums.steps < steps and in_pass < self.steps_per_epoch:
+                batch = self._next_batch(batches, sums)
+                if batch is None:
+                    break
+                self._train_step(*batch, sums)
+                in_pass += 1
+                if on_step is not None:
+                    on_step(sums.steps, sums.images, sums.data_wait)
+            if in_pass == 0:
+                raise TrainingError("the training loader yielded no batch")
+            passes += 1
+        wall = timing.now(self.device) - start
+        self._check_finite(sums.bad_losses, sums.steps)
+        return StepsDone(steps=sums.steps, images=sums.images, wall_s=wall,
+                         data_wait_s=sums.data_wait)
 
     def _check_finite(self, bad_losses: torch.Tensor, steps: int) -> None:
         # note: reading the counter is a CPU-GPU sync point, hence only every N steps
@@ -302,22 +370,26 @@ class Trainer:
         (seconds,) = all_reduce_max([region.seconds], self.device)
         return loss_total / n, correct_n / max(trials_n, 1), seconds
 
-    def run_epoch(self) -> EpochRecord:
-        """Train the next epoch, evaluate when due, checkpoint; returns the full record."""
-        record = self.train_epoch()
-        last = self.epoch + 1 == self.config.epochs
-        if (self.epoch + 1) % self.config.eval_every == 0 or last:
+    def validate(self, record: EpochRecord) -> EpochRecord:
+        """Fill ``record``'s validation fields (once)."""
+        if record.val_acc is None:
             record.val_loss, record.val_acc, record.eval_s = self.evaluate()
-        self.records.append(record)
-        self.epoch += 1
+        return record
+
+    def run_epoch(self, on_step: OnStep | None = None) -> EpochRecord:
+        """Train the next epoch, validate when due, checkpoint; returns the full record."""
+        record = self.train_epoch(on_step)
+        if self.epoch % self.config.eval_every == 0 or self.epoch == self.config.epochs:
+            self.validate(record)
         if self.config.checkpoint_dir and self.dist.is_main:  # one writer
             self.save_checkpoint(Path(self.config.checkpoint_dir) / CHECKPOINT_NAME)
         return record
 
-    def fit(self, on_epoch: Callable[[EpochRecord], None] | None = None) -> list[EpochRecord]:
+    def fit(self, on_epoch: Callable[[EpochRecord], None] | None = None,
+            on_step: OnStep | None = None) -> list[EpochRecord]:
         """Run the remaining epochs (all of them, or the rest after ``--resume``)."""
         while self.epoch < self.config.epochs:
-            record = self.run_epoch()
+            record = self.run_epoch(on_step)
             if on_epoch is not None:
                 on_epoch(record)
         return self.records
@@ -325,47 +397,11 @@ class Trainer:
     # ------------------------------------------------------- checkpoints --
 
     def save_checkpoint(self, path: Path) -> None:
-        state = {
-            "format": 1,
-            "model_name": self.model_name,
-            "epoch": self.epoch,
-            "model": self.raw_model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.precision.scaler.state_dict(),
-            "records": [r.to_dict() for r in self.records],
-            "config": self.config.to_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        }
-        try:
-            with atomic_open(path) as f:
-                torch.save(state, f)
-        except OSError as exc:
-            raise ConfigError(f"--checkpoint-dir: cannot write {path} ({exc.strerror})") from None
+        from fer import checkpoint
+
+        checkpoint.save(self, path)
 
     def load_checkpoint(self, path: Path) -> None:
-        if not path.is_file():
-            raise ConfigError(f"--resume: no checkpoint at {path}; train once with "
-                              f"--checkpoint-dir {path.parent} first")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:
-            raise ConfigError(f"{path}: refused or unreadable checkpoint ({type(exc).__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''}); it must hold "
-                              "plain tensors and values, as fer writes them") from None
-        if not isinstance(state, dict) or state.get("format") != 1:
-            raise ConfigError(f"{path}: not a fer checkpoint")
-        if state["model_name"] != self.model_name:
-            raise ConfigError(f"{path}: is a checkpoint of {state['model_name']}, not "
-                              f"--model {self.model_name}")
-        self.raw_model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.precision.scaler.load_state_dict(state["scaler"])
-        self.records = [EpochRecord.from_dict(r) for r in state["records"]]
-        self.epoch = int(state["epoch"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        log.info("resumed from %s at epoch %d", path, self.epoch)
+        from fer import checkpoint
+
+        checkpoint.load(self, path)

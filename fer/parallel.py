@@ -26,6 +26,8 @@ from fer.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+#: the values of --parallel: none, DataParallel, DistributedDataParallel
+PARALLEL_MODES = ("none", "dp", "ddp")
 TORCHRUN_HINT = "torchrun --nproc_per_node=N -m fer train --parallel ddp ..."
 DEFAULT_TIMEOUT_S = 300
 
@@ -122,7 +124,7 @@ def wrap(model: nn.Module, mode: str, *, device: torch.device,
             raise ConfigError(f"--parallel ddp: no process group; launch with {TORCHRUN_HINT}")
         ids = [device.index] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(model, device_ids=ids), model
-    raise ConfigError(f"--parallel {mode!r} is not one of: none, dp, ddp")
+    raise ConfigError(f"--parallel {mode!r} is not one of: {', '.join(PARALLEL_MODES)}")
 
 
 def device_count(mode: str, devices: int | None) -> int:

@@ -5,20 +5,24 @@
 ``amp_bf16``  autocast to bfloat16; bfloat16 has fp32's range, so no scaler
 
 A disabled GradScaler is a no-op (``scale(loss)`` returns the loss, ``step``
-calls ``optimizer.step()``), so one code path serves all three.
+calls ``optimizer.step()``), so one code path serves all three. Importing this
+module does not import torch: :data:`PRECISIONS` is the registry ``--precision``
+takes its choices from.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import torch
-
-from fer.config import PRECISIONS
 from fer.errors import ConfigError
 
-_DTYPES = {"fp32": None, "amp_fp16": torch.float16, "amp_bf16": torch.bfloat16}
+if TYPE_CHECKING:
+    import torch
+
+#: name -> the autocast dtype (a torch attribute name), None for full precision
+PRECISIONS: dict[str, str | None] = {"fp32": None, "amp_fp16": "float16", "amp_bf16": "bfloat16"}
 
 
 @dataclass
@@ -31,14 +35,32 @@ class Precision:
     def autocast(self):
         if self.dtype is None:
             return contextlib.nullcontext()
+        import torch
+
         return torch.autocast(device_type=self.device_type, dtype=self.dtype)
 
     @property
     def uses_scaler(self) -> bool:
         return self.scaler.is_enabled()
 
+    def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
+        """Backward through the (scaled) loss and step the optimizer; True when the
+        GradScaler skipped the step (an fp16 overflow). Never true without a scaler."""
+        if not self.uses_scaler:
+            loss.backward()
+            optimizer.step()
+            return False
+        # note: GradScaler.step already syncs to read found_inf; get_scale() adds no new stall
+        before = self.scaler.get_scale()
+        self.scaler.scale(loss).backward()
+        self.scaler.step(optimizer)
+        self.scaler.update()
+        return self.scaler.get_scale() < before  # the scaler lowers its scale exactly when it skips
+
 
 def resolve_precision(name: str, device: torch.device | str) -> Precision:
+    import torch
+
     if name not in PRECISIONS:
         raise ConfigError(f"--precision {name!r} is not one of: {', '.join(PRECISIONS)}")
     device = torch.device(device)
@@ -46,4 +68,5 @@ def resolve_precision(name: str, device: torch.device | str) -> Precision:
         raise ConfigError(f"--precision amp_bf16: {torch.cuda.get_device_name(device)} has no "
                           "bfloat16 support; use amp_fp16")
     scaler = torch.amp.GradScaler(device.type, enabled=name == "amp_fp16")
-    return Precision(name, device.type, _DTYPES[name], scaler)
+    dtype = getattr(torch, PRECISIONS[name]) if PRECISIONS[name] else None
+    return Precision(name, device.type, dtype, scaler)

@@ -177,30 +177,12 @@ def profile_training(trainer: Trainer, *, steps: int = 10, wait: int = 1, warmup
         traces.update(chrome=str(out / "trace.json"), tensorboard=str(board))
 
     needed = wait + warmup + steps
-    done = 0
     prof = profile(activities=activities,
                    schedule=schedule(wait=wait, warmup=warmup, active=steps, repeat=1),
                    on_trace_ready=on_trace_ready, record_shapes=record_shapes,
                    profile_memory=profile_memory, with_stack=with_stack)
-    previous_hook = trainer.on_step
-    previous_cap = trainer.steps_per_epoch
-
-    def on_step(step: int, images: int, data_wait: float) -> None:
-        nonlocal done
-        done += 1
-        prof.step()
-
-    trainer.on_step = on_step
-    wall = 0.0
-    try:
-        with prof:
-            while done < needed:
-                trainer.steps_per_epoch = min(previous_cap, needed - done)
-                wall += trainer.train_epoch().wall_s
-                trainer.epoch += 1
-    finally:
-        trainer.on_step = previous_hook
-        trainer.steps_per_epoch = previous_cap
+    with prof:
+        done = trainer.run_steps(needed, on_step=lambda *_: prof.step())
 
     total, shares, times, top_ops, top_alloc = summarize_events(
         prof.events(), use_device=use_device, top=top)
@@ -211,7 +193,8 @@ def profile_training(trainer: Trainer, *, steps: int = 10, wait: int = 1, warmup
         categories=shares, category_time_us=times,
         dominant_category=max(shares, key=shares.get), top_ops=top_ops,
         peak_memory_bytes=int(mem), peak_memory_kind=mem_kind, top_allocating_ops=top_alloc,
-        profiled_steps=done, profiled_wall_s=wall, traces=traces, config=trainer.config.to_dict(),
+        profiled_steps=done.steps, profiled_wall_s=done.wall_s, traces=traces,
+        config=trainer.config.to_dict(),
     )
     if out is not None:
         with atomic_open(out / "profile.json", "w") as f:

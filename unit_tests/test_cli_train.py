@@ -5,7 +5,7 @@ import json
 import pytest
 
 from fer.cli import build_parser, main
-from fer.cli_train import config_from_args
+from fer.cli.args import config_from_args
 
 TINY = ["--synthetic-size", "120", "--model", "test_efficientnet", "--epochs", "1"]
 

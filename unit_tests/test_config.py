@@ -35,13 +35,49 @@ def test_loader_auto_follows_workers():
     assert TrainConfig(loader="dataloader").loader == "dataloader"
 
 
-def test_auto_model_and_size_by_device():
+def test_auto_is_resolved_once_into_the_plan():
     c = TrainConfig()
-    assert c.resolved_model("cuda") == "efficientnet_b0"
-    assert c.resolved_model("cpu") == "test_efficientnet"
-    assert c.resolved_synthetic_size("cuda") == 35887
-    assert TrainConfig(model="tinynet_e").resolved_model("cuda") == "tinynet_e"
-    assert TrainConfig(synthetic_size=10).resolved_synthetic_size("cpu") == 10
+    gpu, cpu = c.resolve(device="cuda", cuda_devices=1), c.resolve(device="cpu")
+    assert (gpu.model, gpu.synthetic_size, gpu.pin_memory) == ("efficientnet_b0", 35887, True)
+    assert (cpu.model, cpu.synthetic_size) == ("test_efficientnet", 12000)
+    assert TrainConfig(model="tinynet_e").resolve(device="cuda").model == "tinynet_e"
+    assert TrainConfig(synthetic_size=10).resolve(device="cpu").synthetic_size == 10
+    pose = TrainConfig(task="pose").resolve(device="cpu")
+    assert (pose.model, pose.synthetic_size) == ("hrnet_w18_small", 256)
+    # the optimizer's default learning rate, scaled by the global batch
+    assert c.resolve(device="cpu").lr == 1e-3
+    dp = TrainConfig(parallel="dp", lr_scaling="linear", batch_size=64).resolve(
+        device="cuda:0", cuda_devices=4)
+    assert (dp.devices, dp.global_batch, dp.loader_batch, dp.lr) == (4, 256, 256, 4e-3)
+    ddp = TrainConfig(parallel="ddp").resolve(device="cuda:1", world_size=2, rank=1)
+    assert (ddp.devices, ddp.global_batch, ddp.loader_batch, ddp.rank) == (2, 128, 64, 1)
+    assert TrainConfig(pin_memory=False).resolve(device="cuda").pin_memory is False
+
+
+def test_choices_come_from_the_registries():
+    import dataclasses
+
+    from fer.data.fer2013 import FERPLUS_MODES
+    from fer.optim import OPTIMIZERS
+    from fer.parallel import PARALLEL_MODES
+    from fer.precision import PRECISIONS
+    from fer.tasks import TASKS
+
+    choices = {f.name: f.metadata["choices"]() for f in dataclasses.fields(TrainConfig)
+               if f.metadata.get("choices")}
+    assert choices["optimizer"] == tuple(OPTIMIZERS)
+    assert choices["precision"] == tuple(PRECISIONS)
+    assert choices["task"] == tuple(TASKS)
+    assert choices["parallel"] == PARALLEL_MODES
+    assert choices["ferplus_mode"] == FERPLUS_MODES
+    assert set(choices["loader"]) == {"auto", "dataloader", "device"}
+
+
+def test_every_field_has_help_and_a_group():
+    import dataclasses
+
+    for f in dataclasses.fields(TrainConfig):
+        assert f.metadata.get("help") and f.metadata.get("group"), f.name
 
 
 def test_replace_revalidates():

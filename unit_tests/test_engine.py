@@ -7,7 +7,7 @@ import torch
 
 from fer.config import TrainConfig
 from fer.data import make_synthetic_faces
-from fer.engine import EpochRecord, Trainer, TrainingError, resolve_device
+from fer.engine import EpochRecord, TrainingError, build_trainer, resolve_device
 from fer.errors import ConfigError
 
 
@@ -25,7 +25,7 @@ def cfg(**kw):
 
 @pytest.mark.parametrize("loader,workers", [("device", 0), ("dataloader", 0), ("dataloader", 2)])
 def test_records_are_consistent(small_data, loader, workers):
-    records = Trainer(cfg(loader=loader, num_workers=workers), data=small_data).fit()
+    records = build_trainer(cfg(loader=loader, num_workers=workers), data=small_data).fit()
     assert [r.epoch for r in records] == [0, 1]
     for r in records:
         assert r.images == 192 and r.steps == 6
@@ -39,38 +39,38 @@ def test_records_are_consistent(small_data, loader, workers):
 
 
 def test_dataloader_workers_show_data_wait(small_data):
-    r = Trainer(cfg(loader="dataloader", num_workers=1, epochs=1), data=small_data).train_epoch()
+    r = build_trainer(cfg(loader="dataloader", num_workers=1, epochs=1), data=small_data).train_epoch()
     assert r.data_wait_s > 0
 
 
 def test_training_learns(small_data):
     data = make_synthetic_faces(3000, seed=1)
-    records = Trainer(cfg(epochs=3, batch_size=32, synthetic_size=3000), data=data).fit()
+    records = build_trainer(cfg(epochs=3, batch_size=32, synthetic_size=3000), data=data).fit()
     assert records[-1].loss < records[0].loss
     assert records[-1].val_acc > 0.4  # 7 classes: chance is 0.14
 
 
 @pytest.mark.parametrize("precision", ["fp32", "amp_bf16", "amp_fp16"])
 def test_precisions_run_on_cpu(small_data, precision):
-    r = Trainer(cfg(precision=precision, epochs=1, max_steps_per_epoch=2),
+    r = build_trainer(cfg(precision=precision, epochs=1, max_steps_per_epoch=2),
                 data=small_data).train_epoch()
     assert r.steps == 2 and math.isfinite(r.loss)
     assert r.skipped_steps >= 0
 
 
 def test_fp16_overflow_steps_are_counted_not_fatal(small_data):
-    trainer = Trainer(cfg(precision="amp_fp16", epochs=1, max_steps_per_epoch=3), data=small_data)
+    trainer = build_trainer(cfg(precision="amp_fp16", epochs=1, max_steps_per_epoch=3), data=small_data)
     trainer.precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)
     r = trainer.train_epoch()
     assert r.skipped_steps >= 1
 
 
 def test_resume_gives_the_same_weights_as_straight(small_data, tmp_path):
-    straight = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "a")), data=small_data)
+    straight = build_trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "a")), data=small_data)
     straight.fit()
-    first = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b")), data=small_data)
+    first = build_trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b")), data=small_data)
     first.run_epoch()  # ...and the process stops here
-    resumed = Trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b"), resume=True), data=small_data)
+    resumed = build_trainer(cfg(epochs=2, checkpoint_dir=str(tmp_path / "b"), resume=True), data=small_data)
     assert resumed.epoch == 1 and len(resumed.records) == 1
     resumed.fit()
     a, b = straight.raw_model.state_dict(), resumed.raw_model.state_dict()
@@ -86,16 +86,16 @@ def test_checkpoint_is_refused_when_it_holds_code(small_data, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"")
     torch.save({"format": 1, "x": Evil()}, tmp_path / "last.pt")
     with pytest.raises(ConfigError, match="refused or unreadable checkpoint"):
-        Trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
+        build_trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
 
 
 def test_resume_without_checkpoint(small_data, tmp_path):
     with pytest.raises(ConfigError, match="no checkpoint at"):
-        Trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
+        build_trainer(cfg(checkpoint_dir=str(tmp_path), resume=True), data=small_data)
 
 
 def test_nan_loss_stops_with_a_clear_error(small_data):
-    trainer = Trainer(cfg(epochs=1, max_steps_per_epoch=2, learning_rate=1e30,
+    trainer = build_trainer(cfg(epochs=1, max_steps_per_epoch=2, learning_rate=1e30,
                           optimizer="sgd"), data=small_data)
     with torch.no_grad():
         for p in trainer.raw_model.parameters():
@@ -105,7 +105,7 @@ def test_nan_loss_stops_with_a_clear_error(small_data):
 
 
 def test_channels_last_and_resize(small_data):
-    r = Trainer(cfg(channels_last=True, image_size=64, epochs=1, max_steps_per_epoch=1),
+    r = build_trainer(cfg(channels_last=True, image_size=64, epochs=1, max_steps_per_epoch=1),
                 data=small_data).train_epoch()
     assert r.steps == 1
 
@@ -135,4 +135,49 @@ def test_no_training_rows(small_data):
     data = make_synthetic_faces(20, seed=0)
     data.splits = np.full(20, 2, dtype=np.int8)
     with pytest.raises(ConfigError, match="no training rows"):
-        Trainer(cfg(), data=data)
+        build_trainer(cfg(), data=data)
+
+
+# ------------------------------------------------------- the step/epoch API --
+
+def test_train_epoch_advances_the_epoch_and_keeps_the_record(small_data):
+    trainer = build_trainer(cfg(epochs=3, max_steps_per_epoch=2), data=small_data)
+    first = trainer.train_epoch()
+    second = trainer.train_epoch()
+    assert (first.epoch, second.epoch, trainer.epoch) == (0, 1, 2)
+    assert trainer.records == [first, second]
+    assert first.val_acc is None  # validation is separate: validate() fills it, once
+    assert trainer.validate(first) is first and first.val_acc is not None
+
+
+def test_run_steps_crosses_epochs_without_records(small_data):
+    trainer = build_trainer(cfg(epochs=1), data=small_data)  # 6 steps an epoch
+    seen = []
+    done = trainer.run_steps(9, on_step=lambda steps, images, wait: seen.append(steps))
+    assert (done.steps, done.images) == (9, 9 * 32) and seen == list(range(1, 10))
+    assert done.wall_s > 0 and 0 <= done.data_wait_s <= done.wall_s
+    assert trainer.records == [] and trainer.epoch == 0
+
+
+def test_the_plan_is_what_the_trainer_built(small_data):
+    trainer = build_trainer(cfg(optimizer="sgd", lr_scaling="linear", base_batch_size=16),
+                            data=small_data)
+    plan = trainer.plan
+    assert (plan.model, plan.device, plan.loader) == ("test_efficientnet", "cpu", "device")
+    assert plan.lr == 0.05 * 32 / 16 == trainer.optimizer.param_groups[0]["lr"]
+    assert trainer.global_batch == plan.global_batch == 32
+
+
+def test_precision_reports_skipped_steps():
+    from fer.precision import resolve_precision
+
+    model = torch.nn.Linear(4, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    fp32 = resolve_precision("fp32", "cpu")
+    assert fp32.backward_and_step(model(torch.randn(2, 4)).sum(), optimizer) is False
+    fp16 = resolve_precision("amp_fp16", "cpu")
+    fp16.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**40)  # the scaled loss overflows: skipped
+    before = [p.detach().clone() for p in model.parameters()]
+    loss = model(torch.full((2, 4), 1e30)).sum()
+    assert fp16.backward_and_step(loss, optimizer) is True
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))

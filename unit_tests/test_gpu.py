@@ -54,13 +54,13 @@ def test_gpu_facts_and_sampling():
 def test_engine_on_cuda(precision, loader):
     from fer.config import TrainConfig
     from fer.data import make_synthetic_faces
-    from fer.engine import Trainer
+    from fer.engine import build_trainer
 
     data = make_synthetic_faces(400, seed=0)
     config = TrainConfig(model="test_efficientnet", device="cuda", precision=precision,
                          loader=loader, num_workers=2 if loader == "dataloader" else 0,
                          epochs=2, batch_size=32, channels_last=True)
-    records = Trainer(config, data=data).fit()
+    records = build_trainer(config, data=data).fit()
     assert records[-1].peak_mem_kind == "cuda_max_allocated"
     assert records[-1].peak_mem_bytes > 0 and records[-1].images == 320
 
@@ -70,11 +70,11 @@ def test_engine_on_cuda(precision, loader):
 def test_dataparallel_on_one_gpu():
     from fer.config import TrainConfig
     from fer.data import make_synthetic_faces
-    from fer.engine import Trainer
+    from fer.engine import build_trainer
 
     data = make_synthetic_faces(200, seed=0)
     config = TrainConfig(model="test_efficientnet", device="cuda", parallel="dp", devices=1,
                          epochs=1, batch_size=32)
-    trainer = Trainer(config, data=data)
+    trainer = build_trainer(config, data=data)
     assert isinstance(trainer.model, torch.nn.DataParallel)
     assert trainer.fit()[0].images == 160

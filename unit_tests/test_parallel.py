@@ -11,7 +11,7 @@ import torch
 
 from fer.config import TrainConfig
 from fer.data import make_synthetic_faces
-from fer.engine import Trainer
+from fer.engine import build_trainer
 from fer.errors import ConfigError
 
 WORKER = Path(__file__).parent / "scripts" / "ddp_worker.py"
@@ -66,7 +66,7 @@ def test_dp_without_gpus_explains():
     if torch.cuda.is_available():
         pytest.skip("checks the CPU-only message")
     with pytest.raises(ConfigError, match="--parallel dp needs CUDA GPUs"):
-        Trainer(TrainConfig(model="test_efficientnet", device="cpu", parallel="dp", epochs=1),
+        build_trainer(TrainConfig(model="test_efficientnet", device="cpu", parallel="dp", epochs=1),
                 data=make_synthetic_faces(100))
 
 
@@ -74,7 +74,7 @@ def test_ddp_without_torchrun_explains(monkeypatch):
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ConfigError, match="torchrun --nproc_per_node"):
-        Trainer(TrainConfig(model="test_efficientnet", device="cpu", parallel="ddp", epochs=1),
+        build_trainer(TrainConfig(model="test_efficientnet", device="cpu", parallel="ddp", epochs=1),
                 data=make_synthetic_faces(100))
 
 

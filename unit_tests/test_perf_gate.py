@@ -10,13 +10,15 @@ from fer.gpu import hardware_class
 
 BENCH_TEST = """
 from fer.data import make_synthetic_faces
-from fer.perf import base_config, benchmark_epochs, resolve_scale
+from fer.suite.harness import base_config, benchmark_epochs
+from fer.suite.scales import resolve_scale
 
 def test_epoch(benchmark):
-    scale = resolve_scale("smoke")
+    scale = resolve_scale("smoke", cuda=False)
     data = make_synthetic_faces(500, seed=0)  # 400 training images
     config = base_config(scale, synthetic_size=500, epochs=4, batch_size=50, device="cpu")
-    records, summary = benchmark_epochs(benchmark, config, data, group="gate", scale=scale)
+    records, summary = benchmark_epochs(benchmark, config, data, experiment="gate",
+                                        group="gate", scale=scale)
     assert records[-1].images == 400
 """
 
@@ -38,7 +40,7 @@ DeviceLoader.__iter__ = _slow_iter
 
 @pytest.fixture
 def gate_project(pytester):
-    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_gate_epoch=BENCH_TEST)
     pytester.makepyfile(slowdown=SLOWDOWN_PLUGIN)
     return pytester
@@ -76,7 +78,7 @@ def test_gate_passes_unchanged_and_fails_on_slowdown(gate_project, tmp_path):
 
 
 def test_explicit_storage_is_left_alone(pytester):
-    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_x="""
         def test_storage(pytestconfig):
             assert pytestconfig.getoption("benchmark_storage") == "file://./mine"
@@ -87,7 +89,7 @@ def test_explicit_storage_is_left_alone(pytester):
 
 
 def test_interrupted_run_keeps_finished_benchmarks(pytester):
-    pytester.makeconftest('pytest_plugins = ["fer.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_x="""
         import time
 

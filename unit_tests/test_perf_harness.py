@@ -3,9 +3,11 @@
 import pytest
 import torch
 
+from fer.bench.records import EpochRecord
 from fer.data import make_synthetic_faces
-from fer.engine import EpochRecord
-from fer.perf import base_config, benchmark_epochs, check_records, resolve_scale
+from fer.suite.experiments import EXPERIMENTS, Machine, point_id
+from fer.suite.harness import base_config, benchmark_epochs, check_records, point_config
+from fer.suite.scales import resolve_scale
 
 
 def _record(**kw):
@@ -17,16 +19,17 @@ def _record(**kw):
 
 
 def test_scales():
-    smoke = resolve_scale("smoke")
-    assert smoke.model == "test_efficientnet" and smoke.rounds == 3
-    full = resolve_scale("full", rounds=5)
+    smoke = resolve_scale("smoke", cuda=False)
+    assert smoke.model == "test_efficientnet" and smoke.rounds == 3 and smoke.device == "cpu"
+    full = resolve_scale("full", cuda=True, rounds=5)
     assert full.model == "efficientnet_b0" and full.synthetic_size == 35887 and full.rounds == 5
     assert full.train_images == 28709
-    assert resolve_scale("auto").name == ("full" if torch.cuda.is_available() else "smoke")
+    assert resolve_scale("auto", cuda=True).name == "full"
+    assert resolve_scale("auto", cuda=False).name == "smoke"
     with pytest.raises(ValueError):
-        resolve_scale("huge")
+        resolve_scale("huge", cuda=False)
     with pytest.raises(ValueError):
-        resolve_scale("smoke", rounds=0)
+        resolve_scale("smoke", cuda=False, rounds=0)
 
 
 def test_check_records_catches_inconsistent_runs():
@@ -50,7 +53,76 @@ class _OOMBenchmark:
 
 
 def test_out_of_memory_is_a_skip_with_the_reason():
-    scale = resolve_scale("smoke")
+    scale = resolve_scale("smoke", cuda=False)
     config = base_config(scale, device="cpu", batch_size=512, synthetic_size=200)
     with pytest.raises(pytest.skip.Exception, match="out of memory at batch 512"):
-        benchmark_epochs(_OOMBenchmark(), config, make_synthetic_faces(200), group="batch_size")
+        benchmark_epochs(_OOMBenchmark(), config, make_synthetic_faces(200),
+                         experiment="batch_size", group="batch_size")
+
+
+# ------------------------------------------------------------ registry --
+
+SMOKE = resolve_scale("smoke", cuda=False)
+
+
+def test_every_experiment_is_complete():
+    for name, e in EXPERIMENTS.items():
+        assert e.name == name and e.title and e.finding and e.grid
+        ids = e.ids()
+        assert len(set(ids)) == len(ids), f"{name}: duplicate test ids {ids}"
+        for point in e.grid:
+            assert set(point) == set(e.param_names)
+            config = point_config(e, point, SMOKE, device="cpu")  # a valid TrainConfig
+            assert config.task == e.task
+
+
+def test_skip_rules_name_the_reason():
+    cpu_box = Machine(cuda_devices=0, cpus=2)
+    dp = EXPERIMENTS["dataparallel"]
+    assert "none" in dp.skip({"devices": 2, "per_device_batch": 64}, SMOKE, cpu_box)
+    assert dp.skip({"devices": 2, "per_device_batch": 64}, SMOKE, Machine(2, 16)) is None
+    assert "has 4" in dp.skip({"devices": 8, "per_device_batch": 64}, SMOKE, Machine(4, 16))
+    workers = EXPERIMENTS["workers"]
+    assert "oversubscription" in workers.skip({"num_workers": 16}, SMOKE, cpu_box)
+    assert workers.skip({"num_workers": 8}, SMOKE, cpu_box) is None
+    assert "exceeds" in EXPERIMENTS["batch_size"].skip({"batch_size": 4096}, SMOKE, cpu_box)
+    assert "gloo" in EXPERIMENTS["ddp"].skip({"world_size": 4}, SMOKE, cpu_box)
+
+
+def test_points_set_their_factor_and_group():
+    dp = EXPERIMENTS["dataparallel"]
+    point = {"devices": 2, "per_device_batch": 128}
+    assert dp.group(point) == "dataparallel-b128" and point_id(point) == "2-128"
+    assert EXPERIMENTS["workers"].group({"num_workers": 4}) == "workers"
+    config = point_config(EXPERIMENTS["workers"], {"num_workers": 2}, SMOKE, device="cpu")
+    assert (config.loader, config.num_workers, config.persistent_workers) == ("dataloader", 2, True)
+    pose = point_config(EXPERIMENTS["pose_batch_size"], {"batch_size": 16}, SMOKE, device="cpu")
+    assert (pose.task, pose.batch_size, pose.pose_size) == ("pose", 16, SMOKE.pose_size)
+    assert point_id({"precision": "amp_bf16", "channels_last": True}) == "amp_bf16-channels_last"
+
+
+def test_run_point_writes_the_schema(tmp_path):
+    """One real (tiny) benchmark through a stand-in for pytest-benchmark's fixture."""
+    from fer.suite.harness import run_point
+
+    class Bench:
+        group = None
+        extra_info: dict = {}
+
+        def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
+            for _ in range(warmup_rounds + rounds):
+                if setup:
+                    setup()
+                target()
+
+    bench = Bench()
+    bench.extra_info = {}
+    scale = resolve_scale("smoke", cuda=False, rounds=1)
+    records, summary = run_point(bench, EXPERIMENTS["optimizer"], {"optimizer": "sgd"}, scale,
+                                 make_synthetic_faces(200, seed=0), synthetic_size=200)
+    info = bench.extra_info
+    assert info["schema"] == 2 and info["experiment"] == "optimizer"
+    assert info["params"] == {"optimizer": "sgd"} and info["config"]["optimizer"] == "sgd"
+    assert info["plan"]["model"] == "test_efficientnet" and info["plan"]["device"] == "cpu"
+    assert len(info["records"]) == 2 and info["records"][0]["warmup"] is True
+    assert bench.group == "optimizer" and summary["median_wall_s"] > 0

@@ -8,7 +8,7 @@ import pytest
 from fer.cli import main
 from fer.config import TrainConfig
 from fer.data import make_synthetic_faces
-from fer.engine import Trainer
+from fer.engine import build_trainer
 from fer.profiling import CATEGORIES, categorize, profile_training
 
 KNOWN = {
@@ -70,7 +70,7 @@ def test_category_map(name, category):
 def cpu_profile(tmp_path_factory):
     out = tmp_path_factory.mktemp("profile")
     data = make_synthetic_faces(300, seed=0)
-    trainer = Trainer(TrainConfig(model="test_efficientnet", device="cpu", batch_size=16,
+    trainer = build_trainer(TrainConfig(model="test_efficientnet", device="cpu", batch_size=16,
                                   synthetic_size=300), data=data)
     return profile_training(trainer, steps=3, wait=1, warmup=1, out_dir=out), out
 

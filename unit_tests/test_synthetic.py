@@ -61,11 +61,11 @@ def test_learnable_by_a_small_cnn_but_not_by_a_linear_model():
     """The numbers benchmarks/synthetic_learnability.py reports, as a test."""
     from benchmarks.synthetic_learnability import linear_probe
     from fer.config import TrainConfig
-    from fer.engine import Trainer
+    from fer.engine import build_trainer
 
     data = make_synthetic_faces(12000, seed=0)
     config = TrainConfig(model="test_efficientnet", device="cpu", epochs=4, synthetic_size=12000)
-    cnn = Trainer(config, data=data).fit()[-1].val_acc
+    cnn = build_trainer(config, data=data).fit()[-1].val_acc
     linear = linear_probe(data)
     assert cnn >= 0.90
     assert linear < 0.80

@@ -9,15 +9,10 @@ EXIT_REGRESSION = 1
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fer.history import (
-        CompareError,
-        compare,
-        format_markdown,
-        format_table,
-        load_history,
-        load_run,
-        plot_trends,
-    )
+    from fer.bench.charts import plot_trends
+    from fer.bench.render import format_markdown, format_table
+    from fer.bench.stats import compare
+    from fer.bench.storage import CompareError, load_history, load_run
 
     if args.history:
         if args.runs:
@@ -56,7 +51,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub, full: bool = True) -> None:
     p = sub.add_parser(
         "compare", help="compare benchmark JSON runs; gate on regressions",
         description="Compare two pytest-benchmark JSON runs (BASELINE CANDIDATE), or the latest "

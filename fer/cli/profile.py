@@ -5,17 +5,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fer.cli_train import add_train_flags, config_from_args
+from fer.cli.args import add_config_flags, config_from_args
 
 log = logging.getLogger("fer.profile")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from fer.engine import Trainer
+    from fer.engine import build_trainer
     from fer.profiling import format_summary, profile_training
 
     config = config_from_args(args)
-    trainer = Trainer(config)
+    trainer = build_trainer(config)
     log.info("profiling %s on %s: %d wait + %d warm-up + %d active steps, batch %d, %s",
              trainer.model_name, trainer.device, args.wait, args.warmup, args.steps,
              trainer.global_batch, config.precision)
@@ -28,7 +28,7 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub, full: bool = True) -> None:
     p = sub.add_parser(
         "profile", help="profile training steps with torch.profiler (the study's train-profile.py)",
         description="Run real training steps under torch.profiler and print where the time "
@@ -44,5 +44,6 @@ def register(sub) -> None:
                    help="folder for profile.json, trace.json and tensorboard/")
     g.add_argument("--with-stack", action="store_true", help="record Python stacks (slower)")
     g.add_argument("--top", type=int, default=15, help="ops in the table")
-    add_train_flags(p)
+    if full:
+        add_config_flags(p, "profile")
     p.set_defaults(func=cmd_profile)

@@ -6,7 +6,7 @@ import argparse
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fer.report import render_report
+    from fer.bench.report import render_report
 
     report = render_report(args.runs, args.out)
     print(f"wrote {args.out}/report.md and {len(report.charts)} charts")
@@ -17,7 +17,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(sub) -> None:
+def register(sub, full: bool = True) -> None:
     p = sub.add_parser(
         "report", help="charts and a markdown report from perf-suite JSON",
         description="Render the study's charts (optimizers, workers, precision, profiler, "

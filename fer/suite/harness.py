@@ -1,105 +1,65 @@
-"""The perf suite's harness: scales, and one benchmark = consecutive epochs of one run.
+"""The perf suite's harness: one benchmark = consecutive epochs of one run.
 
-``benchmark_epochs(benchmark, config, data)`` builds a :class:`Trainer` and
-hands ``Trainer.train_epoch`` to ``benchmark.pedantic`` as the timed function:
-one warm-up round, then ``rounds`` timed rounds, each the next epoch of the
-same run (so a round is a real epoch: optimizer state, allocator and caches
-carry over as in training). Validation runs in pedantic's untimed ``setup``
-between rounds. Everything measured goes into ``benchmark.extra_info``.
+``run_point(benchmark, experiment, params, scale, data)`` turns one grid point
+of a registry experiment (:mod:`fer.suite.experiments`) into a TrainConfig,
+skips it with the reason when this machine cannot run it, and times it with
+:func:`benchmark_epochs`: a trainer is built and ``Trainer.train_epoch`` goes
+to ``benchmark.pedantic`` as the timed function — one warm-up round, then
+``rounds`` timed rounds, each the next epoch of the same run (so a round is a
+real epoch: optimizer state, allocator and caches carry over as in training).
+Validation runs in pedantic's untimed ``setup`` between rounds. Everything
+measured goes into ``benchmark.extra_info`` in the schema of
+:mod:`fer.bench.records`.
 """
 
 from __future__ import annotations
 
 import gc
 import math
-import statistics
-from dataclasses import asdict, dataclass
+import os
+from dataclasses import asdict
 
 import torch
 
+from fer.bench.records import SCHEMA, EpochRecord, summarize
 from fer.config import TrainConfig
-from fer.data import FERData
-from fer.engine import EpochRecord, Trainer
+from fer.engine import build_trainer
 from fer.gpu import UtilizationSampler
+from fer.suite.experiments import Experiment, Machine, Params
+from fer.suite.scales import PerfScale
 
-SCALE_CHOICES = ("smoke", "full", "auto")
+__all__ = ["base_config", "benchmark_epochs", "check_records", "extra_info", "machine",
+           "point_config", "run_point", "skip_reason", "summarize"]
 
-
-@dataclass(frozen=True)
-class PerfScale:
-    """How big the perf suite's runs are."""
-
-    name: str
-    model: str
-    synthetic_size: int  # images in all splits; 80% train like FER2013
-    rounds: int  # timed epochs per benchmark (after one warm-up epoch)
-    batch_size: int
-    device: str
-    pose_size: str  # HRNet pose input for the pose experiments
-    pose_images: int  # synthetic stick figures (80% train)
-
-    @property
-    def train_images(self) -> int:
-        return round(self.synthetic_size * 28709 / 35887)
+#: what every pose experiment starts from (hrnet_w18_small on stick figures)
+POSE_DEFAULTS = dict(task="pose", model="hrnet_w18_small", batch_size=32, learning_rate=1e-3)
 
 
-#: smoke: CI on a 2-core CPU, whole suite in minutes. full: the study's model
-#: on a FER2013-sized epoch (28,709 training images), for a GPU.
-SCALES = {
-    "smoke": dict(model="test_efficientnet", synthetic_size=1600, rounds=3, batch_size=64,
-                  pose_size="64x64", pose_images=320),
-    "full": dict(model="efficientnet_b0", synthetic_size=35887, rounds=3, batch_size=64,
-                 pose_size="256x192", pose_images=4096),
-}
+def machine() -> Machine:
+    """The facts skip rules ask about this machine."""
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return Machine(cuda_devices=cuda, cpus=os.cpu_count() or 1)
 
 
-def resolve_scale(name: str, rounds: int | None = None) -> PerfScale:
-    if name not in SCALE_CHOICES:
-        raise ValueError(f"--perf-scale {name!r} is not one of {', '.join(SCALE_CHOICES)}")
-    if rounds is not None and rounds < 1:
-        raise ValueError(f"--perf-rounds must be >= 1, got {rounds}")
-    cuda = torch.cuda.is_available()
-    if name == "auto":
-        name = "full" if cuda else "smoke"
-    values = dict(SCALES[name])
-    if rounds is not None:
-        values["rounds"] = rounds
-    return PerfScale(name=name, device="cuda" if cuda else "cpu", **values)
-
-
-def pose_config(scale: PerfScale, **changes) -> TrainConfig:
-    """The pose experiments' defaults: hrnet_w18_small on synthetic stick figures."""
-    values = dict(task="pose", model="hrnet_w18_small", pose_size=scale.pose_size,
-                  synthetic_size=scale.pose_images, batch_size=32, learning_rate=1e-3)
-    values.update(changes)
-    return base_config(scale, **values)
-
-
-def base_config(scale: PerfScale, **changes) -> TrainConfig:
-    """The defaults every experiment starts from; each varies one factor."""
+def base_config(scale: PerfScale, task: str = "fer", **changes) -> TrainConfig:
+    """The defaults every experiment starts from (Adam, fp32, the scale's batch,
+    device-resident loader); each experiment varies one factor."""
     values = dict(model=scale.model, device=scale.device, batch_size=scale.batch_size,
                   epochs=scale.rounds + 1, synthetic_size=scale.synthetic_size, optimizer="adam",
                   precision="fp32", loader="device")
+    if task == "pose":
+        values.update(POSE_DEFAULTS, pose_size=scale.pose_size, synthetic_size=scale.pose_images)
     values.update(changes)
     return TrainConfig(**values)
 
 
-def summarize(records: list[EpochRecord]) -> dict:
-    """Medians over the timed epochs (the warm-up epoch is excluded)."""
-    timed = records[1:] or records
-    last = records[-1]
-    return {
-        "median_wall_s": statistics.median(r.wall_s for r in timed),
-        "median_images_per_s": statistics.median(r.images_per_s for r in timed),
-        "median_data_wait_s": statistics.median(r.data_wait_s for r in timed),
-        "median_compute_s": statistics.median(r.compute_s for r in timed),
-        "median_data_wait_share": statistics.median(r.data_wait_share for r in timed),
-        "peak_mem_bytes": max(r.peak_mem_bytes for r in records),
-        "final_loss": last.loss,
-        "final_train_acc": last.train_acc,
-        "final_val_acc": last.val_acc,
-        "skipped_steps": sum(r.skipped_steps for r in records),
-    }
+def point_config(experiment: Experiment, params: Params, scale: PerfScale, **changes) -> TrainConfig:
+    """The TrainConfig of one grid point."""
+    return base_config(scale, experiment.task, **{**experiment.configure(params, scale), **changes})
+
+
+def skip_reason(experiment: Experiment, params: Params, scale: PerfScale) -> str | None:
+    return experiment.skip(params, scale, machine())
 
 
 def check_records(records: list[EpochRecord], *, expected_images: int,
@@ -121,9 +81,25 @@ def check_records(records: list[EpochRecord], *, expected_images: int,
             assert r.wall_s >= 0.5 * t, f"epoch {r.epoch}: {r.wall_s} s is under half its round"
 
 
-def benchmark_epochs(benchmark, config: TrainConfig, data: FERData, *, group: str,
-                     scale: PerfScale | None = None, extra: dict | None = None
-                     ) -> tuple[list[EpochRecord], dict]:
+def extra_info(*, experiment: str, params: Params, scale: PerfScale | None, records: list[EpochRecord],
+               config: dict, plan: dict | None = None, **more) -> dict:
+    """A benchmark's ``extra_info`` in the schema of :mod:`fer.bench.records`."""
+    return {
+        "schema": SCHEMA,
+        "experiment": experiment,
+        "params": dict(params),
+        "scale": asdict(scale) if scale else None,
+        "config": config,
+        "plan": plan,
+        "records": [dict(r.to_dict(), warmup=i == 0) for i, r in enumerate(records)],
+        "summary": summarize(records),
+        **more,
+    }
+
+
+def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, group: str,
+                     params: Params | None = None, scale: PerfScale | None = None,
+                     extra: dict | None = None) -> tuple[list[EpochRecord], dict]:
     """Time ``config.epochs - 1`` epochs (after one warm-up) of one run; fill extra_info.
 
     Returns the records (warm-up first) and the summary. An out-of-memory
@@ -134,21 +110,15 @@ def benchmark_epochs(benchmark, config: TrainConfig, data: FERData, *, group: st
     rounds = config.epochs - 1
     trainer = None
     try:
-        trainer = Trainer(config, data=data)
-        records: list[EpochRecord] = []
-
-        def train_one_epoch() -> None:
-            records.append(trainer.train_epoch())
-            trainer.epoch += 1
+        trainer = build_trainer(config, data=data)
 
         def validate_previous() -> None:  # untimed: pedantic's setup
-            if records and records[-1].val_acc is None:
-                r = records[-1]
-                r.val_loss, r.val_acc, r.eval_s = trainer.evaluate()
+            if trainer.records:
+                trainer.validate(trainer.records[-1])
 
         benchmark.group = group
         with UtilizationSampler(trainer.device) as sampler:
-            benchmark.pedantic(train_one_epoch, setup=validate_previous, rounds=rounds,
+            benchmark.pedantic(trainer.train_epoch, setup=validate_previous, rounds=rounds,
                                warmup_rounds=1, iterations=1)
         validate_previous()
     except torch.cuda.OutOfMemoryError as exc:
@@ -158,22 +128,29 @@ def benchmark_epochs(benchmark, config: TrainConfig, data: FERData, *, group: st
         pytest.skip(f"out of memory at batch {config.batch_size} x {config.devices or 1} "
                     f"device(s): {str(exc).splitlines()[0]}")
 
-    summary = summarize(records)
-    benchmark.extra_info.update({
-        "experiment": group,
-        "scale": asdict(scale) if scale else None,
-        "model": trainer.model_name,
-        "device": str(trainer.device),
-        "devices": trainer.devices,
-        "global_batch": trainer.global_batch,
-        "config": config.to_dict(),
-        "records": [dict(r.to_dict(), warmup=i == 0) for i, r in enumerate(records)],
-        "summary": summary,
-        "gpu_sampling": sampler.summary(),
-        **(extra or {}),
-    })
+    records = trainer.records
+    info = extra_info(
+        experiment=experiment, params=params or {}, scale=scale, records=records,
+        config=config.to_dict(), plan=trainer.plan.to_dict(), model=trainer.model_name,
+        device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
+        gpu_sampling=sampler.summary(), **(extra or {}))
+    benchmark.extra_info.update(info)
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     expected = min(trainer.train_loader.num_images, trainer.steps_per_epoch * trainer.global_batch)
     check_records(records, expected_images=expected,
                   round_times=list(getattr(stats, "data", []) or []))
-    return records, summary
+    return records, info["summary"]
+
+
+def run_point(benchmark, experiment: Experiment, params: Params, scale: PerfScale, data, *,
+              extra: dict | None = None, **changes) -> tuple[list[EpochRecord], dict]:
+    """One grid point of ``experiment``: skipped with the reason where this machine
+    cannot run it, else timed by :func:`benchmark_epochs`."""
+    import pytest
+
+    reason = skip_reason(experiment, params, scale)
+    if reason:
+        pytest.skip(reason)
+    config = point_config(experiment, params, scale, **changes)
+    return benchmark_epochs(benchmark, config, data, experiment=experiment.name,
+                            group=experiment.group(params), params=params, scale=scale, extra=extra)

@@ -7,8 +7,9 @@
   given, runs go to ``.benchmarks/<hardware class>/`` (e.g.
   ``.benchmarks/NVIDIA_H100_80GB_HBM3-x1/``), so ``--benchmark-compare`` only
   ever finds baselines of the same GPU model and count (or CPU model);
-* ``skip_unless_devices(n)``: a skip with a reason for device counts the
-  machine lacks.
+* the names of skipped tests and their reasons, kept in the JSON as
+  ``fer_skipped`` (a skip rule of :mod:`fer.suite.experiments` says why a
+  machine cannot run a grid point).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ MARKERS = {
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("fer", "fer perf suite")
-    group.addoption("--perf-scale", choices=("smoke", "full", "auto"), default="auto",
+    from fer.suite.scales import SCALE_CHOICES
+
+    group.addoption("--perf-scale", choices=SCALE_CHOICES, default="auto",
                     help="smoke: tiny model, small epochs (CPU, CI); full: efficientnet_b0 on "
                          "FER2013-sized epochs (GPU); auto (default): full on CUDA, else smoke")
     group.addoption("--perf-rounds", type=int, default=None, metavar="N",
@@ -91,20 +94,22 @@ def pytest_benchmark_update_machine_info(config, machine_info) -> None:
 
 @pytest.fixture(scope="session")
 def perf_scale(pytestconfig):
-    from fer.perf import resolve_scale
+    """The perf scale of this session (``--perf-scale``, ``--perf-rounds``)."""
+    import torch
 
-    return resolve_scale(pytestconfig.getoption("perf_scale"),
+    from fer.suite.scales import resolve_scale
+
+    return resolve_scale(pytestconfig.getoption("perf_scale"), cuda=torch.cuda.is_available(),
                          rounds=pytestconfig.getoption("perf_rounds"))
 
 
 @pytest.fixture(scope="session")
 def perf_pose_data(perf_scale):
     """Synthetic stick figures at the suite's scale, drawn once per session."""
-    from fer.perf import pose_config
-    from fer.pose import make_synthetic_poses
+    from fer.data.pose import make_synthetic_poses, parse_pose_size
 
-    size = pose_config(perf_scale).resolved_pose_size()
-    return make_synthetic_poses(perf_scale.pose_images, input_size=size, seed=0)
+    return make_synthetic_poses(perf_scale.pose_images, input_size=parse_pose_size(perf_scale.pose_size),
+                                seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -113,18 +118,3 @@ def perf_data(perf_scale):
     from fer.data import make_synthetic_faces
 
     return make_synthetic_faces(perf_scale.synthetic_size, seed=0)
-
-
-def cuda_device_count() -> int:
-    import torch
-
-    return torch.cuda.device_count() if torch.cuda.is_available() else 0
-
-
-def skip_unless_devices(count: int) -> None:
-    """Skip, with the reason, a parameter this machine cannot run."""
-    have = cuda_device_count()
-    if have == 0:
-        pytest.skip(f"needs {count} CUDA device(s); this machine has none")
-    if have < count:
-        pytest.skip(f"needs {count} CUDA devices; this machine has {have}")

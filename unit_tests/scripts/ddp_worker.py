@@ -8,13 +8,13 @@ import torch.distributed as dist
 
 from fer.config import TrainConfig
 from fer.data import make_synthetic_faces
-from fer.engine import Trainer
+from fer.engine import build_trainer
 from fer.parallel import shutdown_distributed
 
 out, mode = sys.argv[1], sys.argv[2]
 config = TrainConfig(model="test_efficientnet", device="cpu", parallel="ddp", epochs=1,
                      batch_size=16, synthetic_size=400)
-trainer = Trainer(config, data=make_synthetic_faces(400, seed=0))
+trainer = build_trainer(config, data=make_synthetic_faces(400, seed=0))
 if mode == "crash" and dist.get_rank() == 1:
     os._exit(3)  # dies without a word; rank 0 is left waiting in a collective
 record = trainer.fit()[0]

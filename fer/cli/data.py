@@ -1,0 +1,96 @@
+"""`fer data`: inspect data sources, write synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from fer.cli.args import Parser, add_config_flags, config_from_args, positive_int
+from fer.errors import FERDataError
+
+
+def _load_from_args(args, source: str):
+    """The data source with the same flags, defaults and checks as `fer train`'s."""
+    from fer.data import load_dataset
+    from fer.engine import resolve_device
+
+    config = config_from_args(args).replace(data=source)
+    plan = config.resolve(device=str(resolve_device(config.device)))
+    return load_dataset(
+        source, ferplus=config.ferplus, ferplus_mode=config.ferplus_mode,
+        on_error="skip" if config.skip_bad_rows else "raise",
+        synthetic_size=plan.synthetic_size, seed=config.seed, imbalance=config.imbalance,
+        cache=not args.no_cache)
+
+
+def _cmd_data_inspect(args) -> int:
+    data = _load_from_args(args, args.source)
+    summary = data.summary()
+    if args.json:
+        summary["skipped"] = [{"line": s.line, "reason": s.reason} for s in data.skipped]
+        print(json.dumps(summary, indent=2))
+        return 0
+    print(f"source   {summary['source']}")
+    print(f"images   {summary['images']} of {'x'.join(map(str, summary['image_shape']))}"
+          f"{' (soft targets)' if summary['soft_targets'] else ''}")
+    print("splits   " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items()))
+    if summary["labeled"]:
+        names = summary["classes"]
+        width = max(len(n) for n in names)
+        splits = list(summary["class_counts"])
+        print(f"\n{'class':<{width}}  " + "  ".join(f"{s:>7}" for s in splits))
+        for name in names:
+            counts = "  ".join(f"{summary['class_counts'][s][name]:>7}" for s in splits)
+            print(f"{name:<{width}}  {counts}")
+    else:
+        print("labels   none (this file has no emotion column)")
+    if data.skipped:
+        print(f"\nskipped  {len(data.skipped)} rows")
+        for row in data.skipped[:10]:
+            print(f"  line {row.line}: {row.reason}")
+        if len(data.skipped) > 10:
+            print(f"  ... and {len(data.skipped) - 10} more (--json lists all)")
+    return 0
+
+
+def _cmd_data_synth(args) -> int:
+    from fer.data import make_synthetic_faces
+    from fer.data.export import write_fer2013_csv
+
+    parent = Path(args.out).resolve().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), parent)
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise FERDataError(f"--out {args.out}: cannot write under {existing}; choose another path")
+    data = make_synthetic_faces(args.n, seed=args.seed, imbalance=args.imbalance)
+    write_fer2013_csv(data, args.out)
+    print(f"wrote {len(data)} synthetic faces to {args.out} "
+          f"({', '.join(f'{k} {v}' for k, v in data.split_sizes().items())})")
+    return 0
+
+
+def register(sub, full: bool = True) -> None:
+    data = sub.add_parser("data", help="inspect data sources, write synthetic data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+
+    inspect = data_sub.add_parser(
+        "inspect", help="print splits, sizes and class histogram of a data source",
+        description="Read a data source (fer2013.csv or its Kaggle variants, an image "
+                    "folder, FER+ votes with --ferplus, or 'synthetic') and summarise it.")
+    inspect.add_argument("source", help="fer2013.csv, an image folder, or 'synthetic'")
+    if full:  # the generated flags read registries; only the command being run needs them
+        add_config_flags(inspect, "data")
+    inspect.add_argument("--no-cache", action="store_true",
+                         help="parse the file again, ignore the cache")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(func=_cmd_data_inspect)
+
+    synth = data_sub.add_parser(
+        "synth", help="write synthetic faces as a fer2013.csv-format file",
+        description="Draw the built-in synthetic faces and write them in fer2013.csv "
+                    "format (emotion,pixels,Usage), readable by any FER2013 reader.")
+    synth.add_argument("--out", required=True, help="output CSV path")
+    synth.add_argument("--n", type=positive_int, default=35887, help="number of images")
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--imbalance", action="store_true", help="FER2013's class imbalance")
+    synth.set_defaults(func=_cmd_data_synth)
