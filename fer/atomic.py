@@ -38,3 +38,51 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = False) -> None:
+    """Raise ConfigError, naming ``flag``, unless ``path`` can be written — before any work.
+
+    ``folder``: ``path`` is a folder to write into (``--checkpoint-dir``), else a file
+    (``--metrics-json``). The nearest existing ancestor must be a writable folder (the
+    missing ones are created at write time); an existing ``path`` must be of the right kind.
+    """
+    from fer.errors import ConfigError
+
+    path = Path(path)
+    if str(path) == "":
+        raise ConfigError(f"{flag}: the path is empty; pass a {'folder' if folder else 'file'} path")
+    if path.exists():
+        if folder and not path.is_dir():
+            raise ConfigError(f"{flag} {path}: is a file, not a folder; pass a folder path")
+        if not folder and path.is_dir():
+            raise ConfigError(f"{flag} {path}: is a folder; pass a file path (e.g. "
+                              f"{path / 'out.json'})")
+        target = path if folder else path.parent
+        if not os.access(target, os.W_OK):
+            raise ConfigError(f"{flag} {path}: {target} is not writable; choose another path")
+        return
+    parent = path.absolute().parent
+    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder, so nothing can be "
+                          "written under it; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"{flag} {path}: cannot write under {existing} (permission denied); "
+                          "choose another path")
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete temp files :func:`atomic_open` left beside ``path`` when a run was killed
+    mid-write (``.<name>.*.tmp``); returns what was removed."""
+    path = Path(path)
+    removed = []
+    if not path.parent.is_dir():
+        return removed
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed

@@ -25,6 +25,10 @@ from pathlib import Path
 from fer.errors import ConfigError
 
 AUTO = "auto"
+#: the largest --image-size: the largest EfficientNet's native resolution (B7: 600) rounded up
+#: to a multiple of 8. Upscaling a 48-pixel face further adds no information, and the resize
+#: allocates batch x size^2 floats per step (--image-size 10000 at batch 64: 25.6 GB).
+MAX_IMAGE_SIZE = 640
 ALL = ("train", "profile", "data")  # the commands that take a field shared with `fer data`
 
 
@@ -186,10 +190,18 @@ class TrainConfig:
     checkpoint_dir: str | None = knob(None, "save a checkpoint every epoch into this folder",
                                       "output", metavar="DIR", commands=("train",),
                                       default_help="none")
-    resume: bool = knob(False, "continue from --checkpoint-dir", "output", commands=("train",))
+    resume: bool = knob(False, "continue from --checkpoint-dir (refused when the run's "
+                        "configuration differs from the checkpoint's, except --epochs, "
+                        "--learning-rate and how data is fed)", "output", commands=("train",))
+    overwrite: bool = knob(False, "start a new run in a --checkpoint-dir that holds a "
+                           "checkpoint, replacing it", "output", commands=("train",))
     metrics_json: str | None = knob(None, "write the config, the plan and every epoch record",
                                     "output", metavar="PATH", commands=("train",),
                                     default_help="none")
+    run_dir: str | None = knob(None, "where each run gets a folder of its own (config.json, "
+                               "epochs.csv written as epochs finish, metrics.json); 'none': "
+                               "write none", "output", metavar="DIR", commands=("train",),
+                               default_help="runs/, or $FER_RUNS_DIR")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -202,11 +214,22 @@ class TrainConfig:
             self._at_least(name, 1)
         for name in ("num_workers", "warmup_epochs", "weight_decay", "momentum", "drop_rate"):
             self._at_least(name, 0)
+        if not self.drop_rate < 1:
+            raise ConfigError(f"{flag('drop_rate')} must be in [0, 1) (a probability of "
+                              f"dropping), got {self.drop_rate}")
+        if self.image_size > MAX_IMAGE_SIZE:
+            raise ConfigError(f"{flag('image_size')} {self.image_size} is above {MAX_IMAGE_SIZE}, "
+                              "the largest EfficientNet's input (B7: 600); a 48-pixel face gains "
+                              "nothing from more, and each step would resize a batch to "
+                              f"{self.image_size}x{self.image_size} floats")
         for name in ("synthetic_size", "prefetch_factor", "max_steps_per_epoch", "devices"):
             if getattr(self, name) is not None:
                 self._at_least(name, 1)
-        if self.learning_rate is not None and not self.learning_rate > 0:
-            raise ConfigError(f"{flag('learning_rate')} must be > 0, got {self.learning_rate}")
+        if self.learning_rate is not None and not (
+                isinstance(self.learning_rate, (int, float))
+                and 0 < self.learning_rate < float("inf")):
+            raise ConfigError(f"{flag('learning_rate')} must be > 0 and finite, "
+                              f"got {self.learning_rate}")
         if not 0 <= self.label_smoothing < 1:
             raise ConfigError(f"{flag('label_smoothing')} must be in [0, 1), got {self.label_smoothing}")
         if self.image_size % 8:
@@ -223,6 +246,10 @@ class TrainConfig:
                               f"--epochs ({self.epochs})")
         if self.resume and not self.checkpoint_dir:
             raise ConfigError("--resume needs --checkpoint-dir (where the checkpoint is)")
+        if self.overwrite and not self.checkpoint_dir:
+            raise ConfigError("--overwrite needs --checkpoint-dir (the checkpoint it replaces)")
+        if self.overwrite and self.resume:
+            raise ConfigError("--overwrite starts a new run and --resume continues one; pass one")
         if self.devices is not None and self.parallel == "none" and self.devices > 1:
             raise ConfigError("--devices > 1 needs --parallel dp (or torchrun with --parallel ddp)")
         if self.devices is not None and self.parallel == "ddp":
@@ -230,12 +257,59 @@ class TrainConfig:
                               "--nproc_per_node sets the number of devices")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        self._check_task_fields()
+        self._check_outputs()
         if self.pretrained not in (None, "timm") and not Path(self.pretrained).is_file():
             raise ConfigError(f"--pretrained {self.pretrained}: no such file; pass a .safetensors "
                               "or .pth weight file, or --pretrained alone for timm's own weights")
         from fer.tasks import TASKS
 
         TASKS[self.task].check_config(self)  # the task's own fields (e.g. --pose-size)
+
+    def _check_task_fields(self) -> None:
+        """Flags that belong to one task are refused with the other, never silently ignored."""
+        model = str(self.model)
+        if self.task == "pose":
+            for name in ("ferplus", "imbalance", "skip_bad_rows"):
+                if getattr(self, name):
+                    raise ConfigError(f"{flag(name)} applies to --task fer (facial expressions); "
+                                      "--task pose reads COCO keypoints or synthetic figures")
+            if model != AUTO and not model.startswith("hrnet"):
+                raise ConfigError(f"--model {model} is not an HRNet; --task pose needs one "
+                                  "(hrnet_w18_small, hrnet_w18_small_v2, hrnet_w18, hrnet_w32)")
+        else:
+            if self.coco_images:
+                raise ConfigError("--coco-images applies to --task pose (the images of a COCO "
+                                  "keypoints file); add --task pose or drop --coco-images")
+            if model.startswith("hrnet"):
+                raise ConfigError(f"--model {model} is a pose backbone; pass --task pose, or an "
+                                  "expression model (efficientnet_b0, test_efficientnet, ...)")
+            if self.pose_size != "256x192":
+                raise ConfigError("--pose-size applies to --task pose; expression inputs are "
+                                  "sized by --image-size")
+        if self.ferplus_mode != "majority" and not self.ferplus:
+            raise ConfigError(f"--ferplus-mode {self.ferplus_mode} needs --ferplus "
+                              "FER2013NEW_CSV (the FER+ votes)")
+
+    def _check_outputs(self) -> None:
+        """Output paths are checked before any work starts: a run's results are never lost
+        to a path that cannot be written at the end."""
+        from fer.atomic import check_output_path
+
+        if self.metrics_json is not None:
+            check_output_path(self.metrics_json, flag("metrics_json"))
+        if self.checkpoint_dir is not None:
+            check_output_path(self.checkpoint_dir, flag("checkpoint_dir"), folder=True)
+        if self.runs_root() is not None:
+            check_output_path(self.runs_root(), flag("run_dir"), folder=True)
+
+    def runs_root(self) -> str | None:
+        """The folder the run's own folder goes into; None when --run-dir none."""
+        import os
+
+        if self.run_dir is not None:
+            return None if self.run_dir.lower() == "none" else self.run_dir
+        return os.environ.get("FER_RUNS_DIR") or "runs"
 
     def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
@@ -244,7 +318,8 @@ class TrainConfig:
 
     def _at_least(self, name: str, low: float) -> None:
         value = getattr(self, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not low <= value < float("inf"):
             raise ConfigError(f"{flag(name)} must be a number >= {low}, got {value!r}")
 
     def replace(self, **changes) -> TrainConfig:

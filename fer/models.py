@@ -78,6 +78,11 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ConfigError(f"{path}: holds no state_dict of tensors")
+    for name, tensor in state.items():  # a NaN weight would only show up as a NaN loss later
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ConfigError(f"{path}: tensor {name!r} holds {bad} NaN/Inf value(s) of "
+                              f"{tensor.numel()}; the weights are damaged, use another file")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 

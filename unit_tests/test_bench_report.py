@@ -11,7 +11,7 @@ import pytest
 
 from fer.bench.charts import SECTION_CHARTS
 from fer.bench.report import SECTION_NAMES, ReportError, render_report
-from fer.bench.storage import load_run
+from fer.bench.storage import BenchmarkFileError, load_run
 from fer.cli import main
 from fer.suite.experiments import EXPERIMENTS
 
@@ -134,18 +134,19 @@ def test_unknown_experiments_are_listed_not_crashed_on(tmp_path):
     assert "## Unknown experiments" in md and "`step_mode`: 1 benchmark(s) (test_step_mode[graphs])" in md
 
 
-def test_nothing_readable(tmp_path):
+def test_a_bad_file_named_explicitly_is_an_error(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(ReportError, match="none of the given files"):
-        render_report([bad], tmp_path / "out")
+    with pytest.raises(BenchmarkFileError, match="bad.json:1: not a readable JSON file"):
+        render_report([RUN, bad], tmp_path / "out")
+    assert not (tmp_path / "out").exists()  # checked before anything is written
 
 
 def test_cli(tmp_path, capsys):
     assert main(["report", str(RUN), "--out", str(tmp_path)]) == 0
     assert f"{len(SECTION_NAMES)} charts" in capsys.readouterr().out
     assert main(["report", str(tmp_path / "none.json"), "--out", str(tmp_path)]) == 2
-    assert "none of the given files" in capsys.readouterr().err
+    assert "none.json: no such file" in capsys.readouterr().err
 
 
 def test_compare_and_report_import_no_torch():
@@ -155,3 +156,72 @@ def test_compare_and_report_import_no_torch():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr
+
+
+# ---------------------------------------------------------- hostile input --
+
+def _variant(tmp_path, name, mutate, source=RUN):
+    payload = json.loads(source.read_text())
+    mutate(payload)
+    path = tmp_path / name
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_summary_lacking_keys_is_completed_from_records(tmp_path):
+    def strip(p):
+        for b in p["benchmarks"]:
+            b["extra_info"]["summary"] = {"peak_mem_bytes": 1}
+    report = render_report([_variant(tmp_path, "s.json", strip)], tmp_path / "out")
+    assert set(report.findings) == set(SECTION_NAMES) and not report.not_drawn
+
+
+def test_summary_and_records_missing_is_noted_not_a_key_error(tmp_path):
+    def strip(p):
+        for b in p["benchmarks"]:
+            if "test_workers" in b["fullname"] or "test_loader" in b["fullname"]:
+                b["extra_info"]["summary"] = {}
+                b["extra_info"].pop("records", None)
+    report = render_report([_variant(tmp_path, "s.json", strip)], tmp_path / "out")
+    assert report.findings["workers"].startswith("not drawn")
+    assert "workers" in report.not_drawn and "loader" in report.not_drawn
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert "## Not drawn" in md and "median_data_wait_share" in md
+
+
+def test_records_lacking_loss_are_a_clean_error(tmp_path):
+    def strip(p):
+        for b in p["benchmarks"]:
+            for r in b["extra_info"].get("records") or []:
+                r.pop("loss", None)
+    path = _variant(tmp_path, "noloss.json", strip)
+    with pytest.raises(BenchmarkFileError, match=r"noloss.json: benchmark .* lacks loss"):
+        render_report([path], tmp_path / "out")
+
+
+def _other_machine(p):
+    p["machine_info"]["fer"]["hardware_class"] = "NVIDIA_A100-x1"
+    p["machine_info"]["fer"]["gpu_name"] = "NVIDIA A100"
+
+
+def test_runs_of_different_machines_are_not_merged_unless_allowed(tmp_path, capsys):
+    other = _variant(tmp_path, "other.json", _other_machine)
+    with pytest.raises(ReportError, match="--allow-cross-machine"):
+        render_report([RUN, other], tmp_path / "out")
+    assert main(["report", str(RUN), str(other), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "other.json ran on" in err and err.count("\n") == 1
+    report = render_report([RUN, other], tmp_path / "out", allow_cross_machine=True)
+    assert "different machines" in report.markdown and "NVIDIA A100" in report.markdown
+    assert main(["report", str(RUN), str(other), "--out", str(tmp_path / "o"),
+                 "--allow-cross-machine"]) == 0
+
+
+def test_profiler_without_overhead_or_categories(tmp_path):
+    def strip(p):
+        for b in p["benchmarks"]:
+            b["extra_info"].pop("overhead_ratio", None)
+            b["extra_info"].pop("categories", None)
+            b["extra_info"].pop("dominant_category", None)
+    report = render_report([_variant(tmp_path, "p.json", strip)], tmp_path / "out")
+    assert report.findings["profiler"] == "the profile holds no op categories."

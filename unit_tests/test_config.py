@@ -83,3 +83,63 @@ def test_every_field_has_help_and_a_group():
 def test_replace_revalidates():
     with pytest.raises(ConfigError):
         TrainConfig().replace(batch_size=0)
+
+
+# ------------------------------------------------------ hostile flags --
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"image_size": 10000}, r"--image-size 10000 is above 640"),
+    ({"drop_rate": 1.5}, r"--drop-rate must be in \[0, 1\)"),
+    ({"drop_rate": 1.0}, r"--drop-rate must be in \[0, 1\)"),
+    ({"drop_rate": float("nan")}, r"--drop-rate must be a number >= 0"),
+    ({"learning_rate": float("inf")}, r"--learning-rate must be > 0 and finite"),
+    ({"learning_rate": float("nan")}, r"--learning-rate must be > 0 and finite"),
+    ({"momentum": float("inf")}, r"--momentum must be a number >= 0"),
+    ({"weight_decay": float("nan")}, r"--weight-decay must be a number >= 0"),
+    ({"model": "hrnet_w18_small"}, r"--model hrnet_w18_small is a pose backbone; pass --task pose"),
+    ({"task": "pose", "model": "efficientnet_b0"}, r"--model efficientnet_b0 is not an HRNet"),
+    ({"task": "pose", "ferplus": "votes.csv"}, r"--ferplus applies to --task fer"),
+    ({"task": "pose", "imbalance": True}, r"--imbalance applies to --task fer"),
+    ({"task": "pose", "skip_bad_rows": True}, r"--skip-bad-rows applies to --task fer"),
+    ({"coco_images": "imgs"}, r"--coco-images applies to --task pose"),
+    ({"ferplus_mode": "soft"}, r"--ferplus-mode soft needs --ferplus"),
+    ({"overwrite": True}, r"--overwrite needs --checkpoint-dir"),
+])
+def test_hostile_flags_are_refused_before_any_work(kwargs, match):
+    with pytest.raises(ConfigError, match=match):
+        TrainConfig(**kwargs)
+
+
+def test_largest_image_size_is_accepted():
+    assert TrainConfig(image_size=640).image_size == 640
+
+
+def test_output_paths_are_checked_before_any_work(tmp_path):
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    with pytest.raises(ConfigError, match=r"--metrics-json .*file.txt is a file, not a folder"):
+        TrainConfig(metrics_json=str(a_file / "m.json"))
+    with pytest.raises(ConfigError, match=r"--checkpoint-dir .*file.txt is a file, not a folder"):
+        TrainConfig(checkpoint_dir=str(a_file / "deeper" / "ckpt"))
+    with pytest.raises(ConfigError, match=r"--checkpoint-dir .*: is a file, not a folder"):
+        TrainConfig(checkpoint_dir=str(a_file))
+    with pytest.raises(ConfigError, match=r"--metrics-json .*: is a folder; pass a file path"):
+        TrainConfig(metrics_json=str(tmp_path))
+    ok = TrainConfig(metrics_json=str(tmp_path / "new" / "m.json"),
+                     checkpoint_dir=str(tmp_path / "new" / "ckpt"))
+    assert ok.metrics_json.endswith("m.json")
+
+
+def test_an_unwritable_folder_is_refused(tmp_path):
+    import os
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions
+            pytest.skip("running as root: permissions are not enforced")
+        with pytest.raises(ConfigError, match="permission denied"):
+            TrainConfig(metrics_json=str(locked / "m.json"))
+    finally:
+        locked.chmod(0o700)

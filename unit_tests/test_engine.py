@@ -100,8 +100,9 @@ def test_nan_loss_stops_with_a_clear_error(small_data):
     with torch.no_grad():
         for p in trainer.raw_model.parameters():
             p.fill_(float("nan"))
-    with pytest.raises(TrainingError, match="NaN/Inf in epoch 0"):
+    with pytest.raises(TrainingError, match="NaN/Inf in epoch 1") as info:
         trainer.train_epoch()
+    assert "--precision fp32" not in str(info.value).split(";")[-1]  # it is fp32 already
 
 
 def test_channels_last_and_resize(small_data):
@@ -181,3 +182,90 @@ def test_precision_reports_skipped_steps():
     loss = model(torch.full((2, 4), 1e30)).sum()
     assert fp16.backward_and_step(loss, optimizer) is True
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+# ------------------------------------------- resume cannot lose work --
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(small_data, tmp_path_factory):
+    """A checkpoint after 1 epoch (of 1 step), adam, default learning rate."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    trainer = build_trainer(cfg(epochs=3, max_steps_per_epoch=1, checkpoint_dir=str(folder)),
+                            data=small_data)
+    trainer.run_epoch()
+    return folder
+
+
+@pytest.fixture
+def ckpt_dir(saved_checkpoint, tmp_path):
+    import shutil
+
+    return str(shutil.copytree(saved_checkpoint, tmp_path / "ckpt"))
+
+
+def resume_cfg(ckpt_dir, **kw):
+    return cfg(epochs=3, max_steps_per_epoch=1, checkpoint_dir=ckpt_dir, resume=True, **kw)
+
+
+def test_a_fresh_run_never_overwrites_a_checkpoint(small_data, ckpt_dir):
+    with pytest.raises(ConfigError, match=r"holds a checkpoint after epoch 1 .*pass --resume "
+                       r"to continue that run, or --overwrite to replace it"):
+        build_trainer(cfg(epochs=3, max_steps_per_epoch=1, checkpoint_dir=ckpt_dir),
+                      data=small_data)
+    trainer = build_trainer(cfg(epochs=3, max_steps_per_epoch=1, checkpoint_dir=ckpt_dir,
+                                overwrite=True), data=small_data)
+    assert trainer.epoch == 0
+
+
+def test_resume_refuses_another_optimizer_naming_it(small_data, ckpt_dir):
+    with pytest.raises(ConfigError, match=r"--optimizer sgd \(checkpoint: adam\)"):
+        build_trainer(resume_cfg(ckpt_dir, optimizer="sgd"), data=small_data)
+    with pytest.raises(ConfigError, match=r"--seed 3 \(checkpoint: 0\), --label-smoothing "
+                       r"0.1 \(checkpoint: 0.0\)|--label-smoothing 0.1 .*--seed 3"):
+        build_trainer(resume_cfg(ckpt_dir, seed=3, label_smoothing=0.1), data=small_data)
+
+
+def test_resume_puts_a_new_learning_rate_in_force(small_data, ckpt_dir):
+    trainer = build_trainer(resume_cfg(ckpt_dir, learning_rate=0.0123), data=small_data)
+    assert trainer.epoch == 1 and trainer.lr == 0.0123
+    assert all(g["lr"] == pytest.approx(0.0123) for g in trainer.optimizer.param_groups)
+    record = trainer.train_epoch()
+    assert record.lr == pytest.approx(0.0123)
+    assert trainer.scheduler.get_last_lr()[0] == pytest.approx(0.0123)
+
+
+def test_resume_may_extend_epochs(small_data, ckpt_dir):
+    trainer = build_trainer(cfg(epochs=5, max_steps_per_epoch=1, checkpoint_dir=ckpt_dir,
+                                resume=True), data=small_data)
+    assert trainer.epoch == 1 and len(trainer.records) == 1
+
+
+def test_resume_with_another_class_count_is_a_clean_error(small_data, ckpt_dir):
+    from fer.data import FERPLUS_CLASSES, FERData
+
+    eight = FERData(images=small_data.images, labels=small_data.labels % 8,
+                    splits=small_data.splits, class_names=FERPLUS_CLASSES, source="eight")
+    with pytest.raises(ConfigError, match=r"last.pt: the checkpoint does not fit this run"):
+        build_trainer(resume_cfg(ckpt_dir), data=eight)
+
+
+def test_a_checkpoint_lacking_keys_is_a_clean_error(small_data, ckpt_dir):
+    from pathlib import Path
+
+    path = Path(ckpt_dir) / "last.pt"
+    state = torch.load(path, weights_only=True)
+    del state["optimizer"], state["scheduler"]
+    torch.save(state, path)
+    with pytest.raises(ConfigError, match=r"last.pt: the checkpoint lacks optimizer, scheduler"):
+        build_trainer(resume_cfg(ckpt_dir), data=small_data)
+
+
+def test_stale_temporaries_of_a_killed_write_are_removed(small_data, ckpt_dir):
+    from pathlib import Path
+
+    stale = Path(ckpt_dir) / ".last.pt.abc123.tmp"
+    stale.write_bytes(b"torn")
+    other = Path(ckpt_dir) / "notes.txt"
+    other.write_text("keep")
+    build_trainer(resume_cfg(ckpt_dir), data=small_data)
+    assert not stale.exists() and other.exists()

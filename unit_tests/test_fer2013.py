@@ -309,3 +309,52 @@ def test_ferplus_usage_misaligned(tmp_path):
     plus.write_text(plus.read_text().replace("PublicTest", "Training"))
     with pytest.raises(FERDataError, match=r"fer2013new\.csv:3: Usage 'Training' differs"):
         read_ferplus(fer, plus)
+
+
+# ------------------------------------------------- FER+ hostile rows --
+
+HAPPY = [0, 10, 0, 0, 0, 0, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf", "-inf", "NaN"])
+@pytest.mark.parametrize("mode", ["majority", "soft"])
+def test_ferplus_non_finite_vote_names_file_and_line(tmp_path, bad, mode):
+    fer, plus, _ = _ferplus(tmp_path, [HAPPY, HAPPY, [bad, 0, 0, 0, 0, 0, 0, 0, 0, 0]])
+    with pytest.raises(FERDataError, match=r"fer2013new\.csv:4: vote counts must be finite"):
+        read_ferplus(fer, plus, mode=mode)
+
+
+def test_ferplus_blank_lines_keep_the_real_line_numbers(tmp_path):
+    fer, plus, _ = _ferplus(tmp_path, [HAPPY, HAPPY, HAPPY])
+    lines = plus.read_text().splitlines()
+    lines.insert(2, "")  # a blank line after the first row
+    plus.write_text("\n".join(lines).replace("PrivateTest", "Training") + "\n")
+    with pytest.raises(FERDataError, match=r"fer2013new\.csv:5: Usage 'Training' differs from "
+                       r"image row 3"):
+        read_ferplus(fer, plus)
+    lines = plus.read_text().replace("Training,fer0000002.png,0,10", "Training,x,-1,10")
+    plus.write_text(lines)
+    with pytest.raises(FERDataError, match=r"fer2013new\.csv:5: negative vote count"):
+        read_ferplus(fer, plus)
+
+
+def test_ferplus_skip_bad_rows_drops_bad_vote_rows_keeping_alignment(tmp_path):
+    fer, plus, images = _ferplus(tmp_path, [HAPPY, ["x"] + HAPPY[1:], HAPPY,
+                                            ["nan"] + HAPPY[1:]])
+    with pytest.raises(FERDataError, match=r":3: vote counts must be numbers.*--skip-bad-rows"):
+        load_dataset(fer, ferplus=plus)
+    data = load_dataset(fer, ferplus=plus, on_error="skip")
+    np.testing.assert_array_equal(data.images, images[[0, 2]])
+    assert {s.line: s.reason.split(",")[0] for s in data.skipped} == {
+        3: "vote counts must be numbers", 5: "vote counts must be finite"}
+
+
+def test_ferplus_bad_image_row_says_it_cannot_be_skipped(tmp_path):
+    fer, plus, _ = _ferplus(tmp_path, [HAPPY, HAPPY])
+    lines = fer.read_text().splitlines()
+    lines[1] = "9," + lines[1].split(",", 1)[1]
+    fer.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FERDataError, match=r"fer2013\.csv:2: .*with --ferplus a bad image row "
+                       r"cannot be skipped") as info:
+        load_dataset(fer, ferplus=plus, on_error="skip")
+    assert "pass --skip-bad-rows" not in str(info.value)

@@ -79,3 +79,19 @@ def test_pose_head_shape_and_name_check():
     assert model(torch.randn(2, 3, 64, 96)).shape == (2, 17, 16, 24)  # stride-4 heatmaps
     with pytest.raises(ConfigError, match="pose needs a timm HRNet"):
         PoseHRNet("efficientnet_b0")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_naming_file_and_tensor(tmp_path, suffix, bad):
+    state = build_model("test_efficientnet").state_dict()
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 4)
+    state[name] = state[name].clone()
+    state[name].view(-1)[3] = bad
+    path = tmp_path / f"w{suffix}"
+    if suffix == ".pth":
+        torch.save(state, path)
+    else:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(path))
+    with pytest.raises(ConfigError, match=rf"w{suffix}: tensor '{name}' holds 1 NaN/Inf"):
+        load_weights(build_model("test_efficientnet"), path)

@@ -1,17 +1,53 @@
 """Reading benchmark runs: pytest-benchmark JSON in, :class:`Run` and :class:`Bench` out.
 
 Reads what pytest-benchmark 3.x to 5.x writes — saved runs under
-``.benchmarks/`` and ``--benchmark-json`` files. A file that is corrupt, empty
-or not a benchmark run is skipped with a warning naming it; it never stops a
-comparison or a report. Each benchmark's ``extra_info`` is read into schema 2
+``.benchmarks/`` and ``--benchmark-json`` files. This module is **the one schema
+check** of benchmark JSON: every reader (``fer compare``, ``fer report``, the
+charts, the dashboard) gets its runs from :func:`load_run` or
+:func:`load_history`, and nothing downstream re-checks types or values. Each
+benchmark's ``extra_info`` is read into schema 2
 (:func:`fer.bench.records.upgrade_extra_info`) once, here, so every later layer
 reads ``experiment`` and ``params`` the same way for old and new runs.
+
+What is checked where the file enters (:func:`validate_payload`):
+
+* the file is UTF-8 JSON (deep nesting that overflows the parser is a bad file,
+  not a ``RecursionError``), an object with a non-empty ``benchmarks`` list;
+* ``machine_info``, ``machine_info.fer``, ``machine_info.cpu``, ``commit_info``
+  are objects (or absent); ``datetime``/``version`` strings; ``fer_skipped`` a list;
+* each benchmark: an object with a string ``name`` (``fullname`` and ``group``
+  strings when present, fullnames unique in the file), ``stats`` an object whose
+  ``median`` — and every raw round time in ``stats.data`` — is a number of
+  seconds in ``(0, MAX_ROUND_S]``: NaN, infinities, zero, negatives, booleans
+  and absurd values (1e308) are refused; ``stats.rounds`` a count >= 1;
+* ``extra_info`` an object (or absent/null); in it ``summary`` an object of
+  finite numbers (or nulls), with ``median_wall_s`` in ``(0, MAX_ROUND_S]``;
+  ``records`` a list of epoch records, each holding every field of
+  :class:`~fer.bench.records.EpochRecord` with a value of its type (finite
+  non-negative timings; ``loss`` may be NaN, a diverged epoch); ``params``,
+  ``config``, ``scale``, ``categories`` objects; the known parameters
+  (``num_workers``, ``batch_size``, ``devices``, ...) of their type.
+
+``MAX_ROUND_S`` is 1e6 s (11.6 days): one timed epoch of this suite takes
+seconds to minutes, so a longer round is a damaged file, and the bound keeps
+every ratio and logarithm of the statistics finite.
+
+The policy on a bad file:
+
+* a file named explicitly (``fer compare A.json B.json``, ``fer report A.json``)
+  raises :class:`BenchmarkFileError` (a :class:`~fer.errors.FERError`: exit 2
+  from the CLI, one line) naming the file, the benchmark, the field, the value
+  and the fix — the user asked for that file, so it is never skipped;
+* a bad file found while reading a history folder (:func:`load_history`) is
+  skipped with one warning line giving the same message: one damaged file must
+  not block a history, but it is never silently misread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -67,15 +103,17 @@ class Bench:
 
     @property
     def summary(self) -> dict:
-        """The stored medians; computed from the records for runs that stored none."""
-        summary = self.extra_info.get("summary")
-        if isinstance(summary, dict) and summary:
-            return summary
-        return summarize(self.records) if self.records else {}
+        """The stored medians; a key the run did not store is computed from the records
+        (and the median epoch time is the benchmark's median when neither holds it)."""
+        stored = self.extra_info.get("summary")
+        stored = stored if isinstance(stored, dict) else {}
+        out = {**summarize(self.records), **stored} if self.records else dict(stored)
+        out.setdefault("median_wall_s", self.median)
+        return out
 
     def metric(self, key: str) -> float | None:
         value = (self.extra_info.get("summary") or {}).get(key)
-        return float(value) if isinstance(value, (int, float)) else None
+        return float(value) if _is_number(value) else None
 
 
 @dataclass
@@ -106,56 +144,298 @@ def machine_key(machine_info: dict) -> dict:
     }
 
 
+#: the longest plausible round (one timed epoch), seconds: 1e6 s = 11.6 days
+MAX_ROUND_S = 1e6
+#: the largest plausible stored figure (bytes, images/s, counts): 1e15 (a petabyte)
+MAX_VALUE = 1e15
+#: figures that are shares or accuracies, in [0, 1]
+_FRACTIONS = ("data_wait_share", "median_data_wait_share", "train_acc", "val_acc",
+              "final_train_acc", "final_val_acc")
+
+_FIX = ("re-run the suite to write it again, or remove the file (it is damaged or was not "
+        "written by pytest-benchmark)")
+
+
+class BenchmarkFileError(FERError, ValueError):
+    """A benchmark JSON file that cannot be read, or breaks the schema (names file and field)."""
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    try:
+        return _is_number(value) and math.isfinite(float(value))
+    except OverflowError:  # an integer beyond float range
+        return False
+
+
+class _Checker:
+    """Collects the path and the benchmark of the field being checked, for the message."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.where = ""
+
+    def fail(self, field_name: str, problem: str) -> BenchmarkFileError:
+        return BenchmarkFileError(f"{self.path}: {self.where}{field_name} {problem}; {_FIX}")
+
+    def object(self, value: Any, field_name: str, *, optional: bool = True) -> dict:
+        if value is None and optional:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(field_name, f"is {_kind(value)}, not an object")
+        return value
+
+    def seconds(self, value: Any, field_name: str) -> float:
+        if not _finite(value) or not 0 < float(value) <= MAX_ROUND_S:
+            raise self.fail(field_name, f"is {_show(value)}; it must be a number of seconds in "
+                                        f"(0, {MAX_ROUND_S:g}]")
+        return float(value)
+
+    def number(self, value: Any, field_name: str, *, low: float | None = 0.0,
+               nan_ok: bool = False, none_ok: bool = False) -> None:
+        if value is None and none_ok:
+            return
+        if nan_ok and isinstance(value, float) and math.isnan(value):
+            return
+        high = 1.0 if field_name.rsplit(".", 1)[-1] in _FRACTIONS else MAX_VALUE
+        if not _finite(value) or (low is not None and float(value) < low) or \
+                abs(float(value)) > high:
+            bound = f" in [{low:g}, {high:g}]" if low is not None else f" within +-{high:g}"
+            raise self.fail(field_name, f"is {_show(value)}; it must be a finite number{bound}")
+
+    def integer(self, value: Any, field_name: str, low: int) -> None:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= MAX_VALUE:
+            raise self.fail(field_name, f"is {_show(value)}; it must be an integer in "
+                                        f"[{low}, {MAX_VALUE:g}]")
+
+    def string(self, value: Any, field_name: str, *, optional: bool = True) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str):
+            raise self.fail(field_name, f"is {_kind(value)}, not a string")
+
+
+def _kind(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _show(value: Any) -> str:
+    text = json.dumps(value) if not isinstance(value, float) else repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+#: the EpochRecord fields every stored record must hold, and how each is checked
+_RECORD_INTS = ("epoch", "images", "steps", "peak_mem_bytes")
+_RECORD_TIMES = ("wall_s", "data_wait_s", "compute_s", "images_per_s", "train_acc", "lr")
+_RECORD_OPTIONAL = ("val_loss", "val_acc", "eval_s")
+
+#: benchmark parameters the charts and derived figures read, and their types
+_PARAM_INTS = {"num_workers": 0, "batch_size": 1, "devices": 1, "per_device_batch": 1,
+               "world_size": 1}
+_PARAM_STRINGS = ("precision", "optimizer", "loader")
+
+
+def _check_records(records: Any, c: _Checker) -> None:
+    if records is None:
+        return
+    if not isinstance(records, list):
+        raise c.fail("extra_info.records", f"is {_kind(records)}, not a list of epoch records")
+    for i, r in enumerate(records):
+        name = f"extra_info.records[{i}]"
+        if not isinstance(r, dict):
+            raise c.fail(name, f"is {_kind(r)}, not an epoch record (an object)")
+        required = (*_RECORD_INTS, *_RECORD_TIMES, "loss", "peak_mem_kind")
+        missing = [k for k in required if k not in r]
+        if missing:
+            raise c.fail(name, f"lacks {', '.join(missing)} (an epoch record holds "
+                               f"{', '.join(required)})")
+        for k in _RECORD_INTS:
+            c.integer(r[k], f"{name}.{k}", 0)
+        for k in _RECORD_TIMES:
+            c.number(r[k], f"{name}.{k}")
+        c.number(r["loss"], f"{name}.loss", low=None, nan_ok=True)
+        c.string(r["peak_mem_kind"], f"{name}.peak_mem_kind", optional=False)
+        if "skipped_steps" in r:
+            c.integer(r["skipped_steps"], f"{name}.skipped_steps", 0)
+        for k in _RECORD_OPTIONAL:
+            c.number(r.get(k), f"{name}.{k}", none_ok=True, nan_ok=k == "val_loss")
+        steps = r.get("step_s")
+        if steps is not None:
+            c.object(steps, f"{name}.step_s", optional=False)
+            for k, value in steps.items():
+                if k == "n":
+                    c.integer(value, f"{name}.step_s.n", 1)
+                else:
+                    c.seconds(value, f"{name}.step_s.{k}")
+
+
+def _check_calibration(extra: dict, c: _Checker) -> None:
+    cal = extra.get("calibration")
+    if cal is None:
+        return
+    c.object(cal, "extra_info.calibration", optional=False)
+    if cal.get("median_s") is not None:
+        c.seconds(cal["median_s"], "extra_info.calibration.median_s")
+    samples = cal.get("samples_s")
+    if samples is not None:
+        if not isinstance(samples, list):
+            raise c.fail("extra_info.calibration.samples_s", f"is {_kind(samples)}, not a list")
+        for i, x in enumerate(samples):
+            c.seconds(x, f"extra_info.calibration.samples_s[{i}]")
+
+
+def _check_extra_info(extra: dict, c: _Checker) -> None:
+    _check_calibration(extra, c)
+    summary = extra.get("summary")
+    if summary is not None:
+        c.object(summary, "extra_info.summary")
+        for key, value in summary.items():
+            if key == "median_wall_s":
+                c.seconds(value, "extra_info.summary.median_wall_s")
+            elif key == "final_loss":
+                c.number(value, f"extra_info.summary.{key}", low=None, nan_ok=True, none_ok=True)
+            else:
+                c.number(value, f"extra_info.summary.{key}", none_ok=True)
+    _check_records(extra.get("records"), c)
+    for key in ("params", "config", "scale", "categories", "gpu_sampling"):
+        c.object(extra.get(key), f"extra_info.{key}")
+    c.string(extra.get("experiment"), "extra_info.experiment")
+    for key, value in (extra.get("categories") or {}).items():
+        c.number(value, f"extra_info.categories.{key}")
+    if "devices" in extra and extra["devices"] is not None:
+        c.integer(extra["devices"], "extra_info.devices", 1)
+    batch = (extra.get("config") or {}).get("batch_size")
+    if batch is not None:
+        c.integer(batch, "extra_info.config.batch_size", 1)
+    for key in ("overhead_ratio",):
+        if key in extra:
+            c.number(extra[key], f"extra_info.{key}", none_ok=True)
+    for key in ("time_basis", "dominant_category"):
+        c.string(extra.get(key), f"extra_info.{key}")
+
+
+def _check_params(params: dict, c: _Checker) -> None:
+    for key, low in _PARAM_INTS.items():
+        if params.get(key) is not None:
+            c.integer(params[key], f"extra_info.params.{key}", low)
+    for key in _PARAM_STRINGS:
+        c.string(params.get(key), f"extra_info.params.{key}")
+
+
+def _read_bench(raw: Any, i: int, c: _Checker) -> Bench:
+    c.where = f"benchmarks[{i}]: "
+    if not isinstance(raw, dict):
+        raise c.fail("", f"is {_kind(raw)}, not a benchmark (an object)")
+    c.string(raw.get("name"), "name", optional=False)
+    c.string(raw.get("fullname"), "fullname")
+    fullname = raw.get("fullname") or raw["name"]
+    c.where = f"benchmark {fullname!r}: "
+    c.string(raw.get("group"), "group")
+    if "stats" not in raw:
+        raise c.fail("stats", "is missing (the timings of the benchmark)")
+    stats = c.object(raw["stats"], "stats", optional=False)
+    if "median" not in stats:
+        raise c.fail("stats.median", "is missing (the median round time)")
+    median = c.seconds(stats["median"], "stats.median")
+    if "rounds" in stats:
+        c.integer(stats["rounds"], "stats.rounds", 1)
+    data = stats.get("data")
+    if data is not None and not isinstance(data, list):
+        raise c.fail("stats.data", f"is {_kind(data)}, not a list of round times")
+    rounds = [c.seconds(x, f"stats.data[{j}]") for j, x in enumerate(data or [])]
+    extra = c.object(raw.get("extra_info"), "extra_info")
+    _check_extra_info(extra, c)
+    bench = Bench(fullname=fullname, name=raw["name"], group=raw.get("group"), median=median,
+                  data=rounds or None, extra_info=extra)
+    _check_params(c.object(bench.extra_info.get("params"), "extra_info.params"), c)
+    return bench
+
+
+def validate_payload(payload: Any, path: Path) -> Run:
+    """The :class:`Run` of a parsed benchmark JSON document, or :class:`BenchmarkFileError`
+    naming the first field that breaks the schema (see the module's docstring)."""
+    c = _Checker(path)
+    if not isinstance(payload, dict):
+        raise c.fail("the document", f"is {_kind(payload)}, not a pytest-benchmark run (an "
+                                     "object with a 'benchmarks' list)")
+    if not isinstance(payload.get("benchmarks"), list):
+        raise BenchmarkFileError(f"{path}: not a pytest-benchmark run (no 'benchmarks' list); "
+                                 "pass a file written by pytest --benchmark-json or "
+                                 "--benchmark-autosave")
+    if not payload["benchmarks"]:
+        raise BenchmarkFileError(f"{path}: holds no benchmarks (did every test fail or skip?); "
+                                 "re-run the suite, or pass another run")
+    machine = c.object(payload.get("machine_info"), "machine_info")
+    c.object(machine.get("fer"), "machine_info.fer")
+    c.object(machine.get("cpu"), "machine_info.cpu")
+    commit = c.object(payload.get("commit_info"), "commit_info")
+    for key in ("datetime", "version"):
+        c.string(payload.get(key), key)
+    if payload.get("fer_skipped") is not None and not isinstance(payload["fer_skipped"], list):
+        raise c.fail("fer_skipped", f"is {_kind(payload['fer_skipped'])}, not a list")
+    benches: dict[str, Bench] = {}
+    for i, raw in enumerate(payload["benchmarks"]):
+        bench = _read_bench(raw, i, c)
+        if bench.fullname in benches:
+            raise BenchmarkFileError(f"{path}: benchmark {bench.fullname!r} appears twice; "
+                                     f"{_FIX}")
+        benches[bench.fullname] = bench
+    return Run(path=path, datetime=str(payload.get("datetime") or ""),
+               version=str(payload.get("version") or ""), machine_info=machine,
+               commit_info=commit, benchmarks=benches, skipped=_skipped(payload))
+
+
 def _skipped(payload: dict) -> list[dict]:
     raw = payload.get("fer_skipped")
     if not isinstance(raw, list):
         return []
-    return [s for s in raw if isinstance(s, dict) and "test" in s and "reason" in s]
+    return [s for s in raw if isinstance(s, dict) and isinstance(s.get("test"), str)
+            and isinstance(s.get("reason"), str)]
 
 
-def load_run(path: str | Path) -> Run | None:
-    """One benchmark JSON file, or None (with a warning) if it is not one."""
+def load_run(path: str | Path) -> Run:
+    """One benchmark JSON file, validated; :class:`BenchmarkFileError` if it is not one."""
     path = Path(path)
     try:
-        payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        log.warning("skipping %s: not readable JSON (%s)", path, exc)
-        return None
-    if not isinstance(payload, dict) or not isinstance(payload.get("benchmarks"), list):
-        log.warning("skipping %s: not a pytest-benchmark run (no 'benchmarks' list)", path)
-        return None
-    benches: dict[str, Bench] = {}
-    for raw in payload["benchmarks"]:
-        try:
-            stats = raw["stats"]
-            data = stats.get("data")
-            extra = raw.get("extra_info") or {}
-            if not isinstance(extra, dict):
-                raise TypeError("extra_info is not an object")
-            bench = Bench(
-                fullname=raw.get("fullname") or raw["name"], name=raw["name"],
-                group=raw.get("group"), median=float(stats["median"]),
-                data=[float(x) for x in data] if isinstance(data, list) and data else None,
-                extra_info=extra)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("%s: skipping a malformed benchmark entry (%s)", path, exc)
-            continue
-        benches[bench.fullname] = bench
-    if not benches:
-        log.warning("skipping %s: it holds no benchmarks", path)
-        return None
-    return Run(path=path, datetime=str(payload.get("datetime") or ""),
-               version=str(payload.get("version") or ""),
-               machine_info=payload.get("machine_info") or {},
-               commit_info=payload.get("commit_info") or {}, benchmarks=benches,
-               skipped=_skipped(payload))
+        text = path.read_text(encoding="utf-8")
+    except IsADirectoryError:
+        raise BenchmarkFileError(f"{path}: is a folder; pass a benchmark JSON file (or "
+                                 "--history for a folder of runs)") from None
+    except FileNotFoundError:
+        raise BenchmarkFileError(f"{path}: no such file; pass a file written by pytest "
+                                 "--benchmark-json or --benchmark-autosave") from None
+    except OSError as exc:
+        raise BenchmarkFileError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BenchmarkFileError(f"{path}: not text (not UTF-8); pass a benchmark JSON "
+                                 "file") from None
+    try:
+        payload = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BenchmarkFileError(f"{path}:{exc.lineno}: not a readable JSON file ({exc.msg}); "
+                                 f"{_FIX}") from None
+    except RecursionError:
+        raise BenchmarkFileError(f"{path}: nested too deeply to be a benchmark run; "
+                                 f"{_FIX}") from None
+    return validate_payload(payload, path)
 
 
 def load_history(folder: str | Path) -> list[Run]:
-    """Every run under ``folder`` (recursively), oldest first."""
+    """Every valid run under ``folder`` (recursively), oldest first; a bad file is skipped
+    with one warning line naming it and the field at fault."""
     folder = Path(folder)
     if not folder.is_dir():
         raise CompareError(f"--history {folder}: no such folder (pytest-benchmark saves runs "
                            "under .benchmarks/ with --benchmark-autosave)")
-    runs = [r for r in (load_run(p) for p in sorted(folder.rglob("*.json"))) if r is not None]
+    runs = []
+    for p in sorted(folder.rglob("*.json")):
+        try:
+            runs.append(load_run(p))
+        except BenchmarkFileError as exc:  # one bad file must not block a history
+            log.warning("skipping %s", exc)
     return sorted(runs, key=lambda r: (r.datetime, r.path.name))

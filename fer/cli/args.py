@@ -105,4 +105,4 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if not str(device).startswith("cuda"):
             raise ConfigError(f"--cuda contradicts --device {device}")
         given["device"] = device
-    return TrainConfig(**given)
+    return TrainConfig(**given)  # validated there: every flag, before any work starts

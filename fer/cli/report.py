@@ -8,12 +8,14 @@ import argparse
 def cmd_report(args: argparse.Namespace) -> int:
     from fer.bench.report import render_report
 
-    report = render_report(args.runs, args.out)
+    report = render_report(args.runs, args.out, allow_cross_machine=args.allow_cross_machine)
     print(f"wrote {args.out}/report.md and {len(report.charts)} charts")
     for key, finding in report.findings.items():
         print(f"  {key}: {finding}")
     if report.missing:
         print(f"  not in these runs: {', '.join(report.missing)}")
+    for key, why in report.not_drawn.items():
+        print(f"  {key}: {len(why)} benchmark(s) not drawn (see report.md)")
     return 0
 
 
@@ -26,4 +28,7 @@ def register(sub, full: bool = True) -> None:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="+", metavar="RUN.json")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder")
+    p.add_argument("--allow-cross-machine", action="store_true",
+                   help="merge runs of different hardware or software into one report "
+                        "(each machine is named; timings across them are not comparable)")
     p.set_defaults(func=cmd_report)

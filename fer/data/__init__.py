@@ -53,7 +53,8 @@ def load_dataset(
 ) -> FERData:
     """Read any supported source: ``"synthetic"``, a FER2013 CSV, or an image folder.
 
-    ``ferplus`` joins FER+ votes (``fer2013new.csv``) onto a FER2013 CSV.
+    ``ferplus`` joins FER+ votes (``fer2013new.csv``) onto a FER2013 CSV; with it,
+    ``on_error="skip"`` drops bad vote rows (a bad image row still stops the join).
     """
     if str(source) == SYNTHETIC:
         if ferplus is not None:
@@ -68,5 +69,5 @@ def load_dataset(
         raise FERDataError(f"{path}: no such file or folder; pass fer2013.csv, an image folder, "
                            f"or 'synthetic'")
     if ferplus is not None:
-        return read_ferplus(path, ferplus, mode=ferplus_mode, cache=cache)
+        return read_ferplus(path, ferplus, mode=ferplus_mode, cache=cache, on_error=on_error)
     return read_fer2013_csv(path, on_error=on_error, cache=cache)

@@ -232,7 +232,7 @@ FERPLUS_MODES = ("majority", "soft")
 
 
 def read_ferplus(fer_csv: str | Path, ferplus_csv: str | Path, *, mode: str = "majority",
-                 cache: bool = True) -> FERData:
+                 cache: bool = True, on_error: str = "raise") -> FERData:
     """Join FER+ votes (``fer2013new.csv``) with ``fer2013.csv`` row by row.
 
     Follows the FER+ reference rules: single votes are discarded as noise; a
@@ -241,42 +241,61 @@ def read_ferplus(fer_csv: str | Path, ferplus_csv: str | Path, *, mode: str = "m
     emotion holds more than half the remaining votes, in ``soft`` mode the vote
     distribution over the 8 emotions becomes ``FERData.soft_targets`` (labels
     are its argmax). Dropped rows are listed in ``FERData.skipped``.
+
+    Vote counts must be finite numbers >= 0: a ``nan``/``inf`` vote is an error
+    naming the file and line. ``on_error="skip"`` (``--skip-bad-rows``) drops bad
+    *vote* rows (listed, the row alignment kept); a bad row of ``fer2013.csv``
+    still stops the join, because dropping an image would shift every label
+    after it. Line numbers are the file's own (blank lines counted).
     """
     if mode not in FERPLUS_MODES:
         raise FERDataError(f"FER+ mode {mode!r} is not one of {', '.join(FERPLUS_MODES)}")
-    base = read_fer2013_csv(fer_csv, cache=cache)
+    if on_error not in ON_ERROR_CHOICES:
+        raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
+    try:
+        base = read_fer2013_csv(fer_csv, cache=cache)
+    except FERDataError as exc:
+        text = str(exc).replace(" (or pass --skip-bad-rows)", "").replace(
+            " or pass --skip-bad-rows", "")
+        raise FERDataError(f"{text} (with --ferplus a bad image row cannot be skipped: the "
+                           "votes are joined row by row)") from None
     ferplus_csv = Path(ferplus_csv)
-    votes, names, usages = _read_ferplus_votes(ferplus_csv)
+    votes, names, usages, line_nos, bad_rows = _read_ferplus_votes(ferplus_csv, on_error)
     if len(votes) != len(base):
         raise FERDataError(
             f"{ferplus_csv}: has {len(votes)} rows but {fer_csv} has {len(base)}; FER+ labels are "
             "joined row by row, so pass the fer2013.csv the FER+ file was made for"
         )
     for i, usage in enumerate(usages):
-        if USAGE_TO_SPLIT.get(usage) != SPLITS[base.splits[i]]:
+        if i not in bad_rows and USAGE_TO_SPLIT.get(usage) != SPLITS[base.splits[i]]:
             raise FERDataError(
-                f"{ferplus_csv}:{i + 2}: Usage {usage!r} differs from line {i + 2} of {fer_csv}; "
-                "the two files are not row-aligned"
+                f"{ferplus_csv}:{line_nos[i]}: Usage {usage!r} differs from image row {i + 1} of "
+                f"{fer_csv}; the two files are not row-aligned"
             )
     votes = np.where(votes < 1.1, 0.0, votes)  # reference rule: a lone vote is an outlier
     total = votes.sum(axis=1)
     top = votes.argmax(axis=1)
     n_emotions = len(FERPLUS_CLASSES)
-    not_face = (names == "") | (top == n_emotions + 1) | (total == 0)
+    broken = np.zeros(len(votes), dtype=bool)
+    broken[list(bad_rows)] = True
+    not_face = ~broken & ((names == "") | (top == n_emotions + 1) | (total == 0))
     if mode == "majority":
-        no_label = ~not_face & ((top >= n_emotions) | (votes.max(axis=1) <= 0.5 * total))
+        no_label = ~broken & ~not_face & ((top >= n_emotions) | (votes.max(axis=1) <= 0.5 * total))
     else:
-        no_label = ~not_face & ((top >= n_emotions) | (votes[:, :n_emotions].sum(axis=1) == 0))
-    keep = ~(not_face | no_label)
-    skipped = [SkippedRow(i + 2, "not a face") for i in np.flatnonzero(not_face)]
-    skipped += [SkippedRow(i + 2, f"no {mode} emotion") for i in np.flatnonzero(no_label)]
+        no_label = ~broken & ~not_face & ((top >= n_emotions) |
+                                          (votes[:, :n_emotions].sum(axis=1) == 0))
+    keep = ~(not_face | no_label | broken)
+    skipped = [SkippedRow(line_nos[i], "not a face") for i in np.flatnonzero(not_face)]
+    skipped += [SkippedRow(line_nos[i], f"no {mode} emotion") for i in np.flatnonzero(no_label)]
+    skipped += [SkippedRow(line_nos[i], why) for i, why in bad_rows.items()]
     skipped.sort(key=lambda s: s.line)
     emotion_votes = votes[keep, :n_emotions]
     soft = None
     if mode == "soft":
         soft = (emotion_votes / emotion_votes.sum(axis=1, keepdims=True)).astype(np.float32)
-    log.info("%s: kept %d of %d rows (%d not faces, %d without a %s label)", ferplus_csv,
-             int(keep.sum()), len(keep), int(not_face.sum()), int(no_label.sum()), mode)
+    log.info("%s: kept %d of %d rows (%d not faces, %d without a %s label, %d bad rows)",
+             ferplus_csv, int(keep.sum()), len(keep), int(not_face.sum()), int(no_label.sum()),
+             mode, len(bad_rows))
     return FERData(
         images=base.images[keep],
         labels=emotion_votes.argmax(axis=1).astype(np.int64),
@@ -288,36 +307,67 @@ def read_ferplus(fer_csv: str | Path, ferplus_csv: str | Path, *, mode: str = "m
     )
 
 
-def _read_ferplus_votes(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _read_ferplus_votes(path: Path, on_error: str = "raise"
+                        ) -> tuple[np.ndarray, np.ndarray, list[str], list[int], dict[int, str]]:
+    """(votes, image names, usages, the line of each row, {row: why} of bad rows skipped)."""
     if not path.is_file():
         raise FERDataError(f"{path}: no such file; pass the path of FER+'s fer2013new.csv")
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None:
-            raise FERDataError(f"{path}: the file is empty; re-download FER+'s fer2013new.csv")
-        names = [h.strip().lower() for h in header]
-        missing = [c for c in FERPLUS_COLUMNS if c not in names]
-        if missing:
-            raise FERDataError(f"{path}:1: missing FER+ column(s) {', '.join(missing)}; expected "
-                               f"the header of fer2013new.csv: {','.join(FERPLUS_COLUMNS)}")
-        index = [names.index(c) for c in FERPLUS_COLUMNS]
-        votes, image_names, usages = [], [], []
-        for line_no, row in enumerate(reader, start=2):
-            if not row:
-                continue
-            if len(row) != len(names):
-                raise FERDataError(f"{path}:{line_no}: has {len(row)} fields, the header has "
-                                   f"{len(names)}; the file may be truncated, re-download it")
-            fields = [row[i].strip() for i in index]
-            try:
-                votes.append([float(v) for v in fields[2:]])
-            except ValueError:
-                raise FERDataError(f"{path}:{line_no}: vote counts must be numbers, got "
-                                   f"{fields[2:]}; fix the row") from None
-            if min(votes[-1]) < 0:
-                raise FERDataError(f"{path}:{line_no}: negative vote count; fix the row")
-            usages.append(fields[0])
-            image_names.append(fields[1])
-    return np.asarray(votes, dtype=np.float64).reshape(-1, len(FERPLUS_COLUMNS) - 2), \
-        np.asarray(image_names, dtype=object), usages
+    n_votes = len(FERPLUS_COLUMNS) - 2
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return _parse_ferplus(path, csv.reader(f), n_votes, on_error)
+    except UnicodeDecodeError:
+        raise FERDataError(f"{path}: not UTF-8 text; is this FER+'s fer2013new.csv?") from None
+    except csv.Error as exc:
+        raise FERDataError(f"{path}: not a readable CSV file ({exc}); re-download "
+                           "fer2013new.csv") from None
+
+
+def _parse_ferplus(path: Path, reader, n_votes: int, on_error: str):
+    header = next(reader, None)
+    if header is None:
+        raise FERDataError(f"{path}: the file is empty; re-download FER+'s fer2013new.csv")
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in FERPLUS_COLUMNS if c not in names]
+    if missing:
+        raise FERDataError(f"{path}:1: missing FER+ column(s) {', '.join(missing)}; expected "
+                           f"the header of fer2013new.csv: {','.join(FERPLUS_COLUMNS)}")
+    index = [names.index(c) for c in FERPLUS_COLUMNS]
+    votes, image_names, usages, line_nos = [], [], [], []
+    bad: dict[int, str] = {}
+
+    def problem(line_no: int, reason: str) -> None:
+        if on_error == "raise":
+            raise FERDataError(f"{path}:{line_no}: {reason}; fix the row (or pass --skip-bad-rows)")
+        bad[len(votes)] = reason
+        votes.append([0.0] * n_votes)
+        image_names.append("")
+        usages.append("")
+        line_nos.append(line_no)
+
+    for row in reader:
+        line_no = reader.line_num  # the file's own line: blank lines are counted
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != len(names):
+            problem(line_no, f"has {len(row)} fields, the header has {len(names)} (the file "
+                             "may be truncated)")
+            continue
+        fields = [row[i].strip() for i in index]
+        try:
+            counts = [float(v) for v in fields[2:]]
+        except ValueError:
+            problem(line_no, f"vote counts must be numbers, got {fields[2:]}")
+            continue
+        if not all(np.isfinite(counts)):
+            problem(line_no, f"vote counts must be finite, got {fields[2:]}")
+            continue
+        if min(counts) < 0:
+            problem(line_no, "negative vote count")
+            continue
+        votes.append(counts)
+        usages.append(fields[0])
+        image_names.append(fields[1])
+        line_nos.append(line_no)
+    return (np.asarray(votes, dtype=np.float64).reshape(-1, n_votes),
+            np.asarray(image_names, dtype=object), usages, line_nos, bad)

@@ -62,12 +62,20 @@ class PoseData:
         return {s: int(c) for s, c in zip(SPLITS, counts)}
 
 
+#: the longest side --pose-size accepts
+MAX_POSE_SIDE = 1280
+
+
 def check_input_size(size: tuple[int, int]) -> tuple[int, int]:
     """``(height, width)`` unchanged if HRNet can take it: both sides multiples of 32
     (its deepest branch is at stride 32); else a ConfigError naming ``--pose-size``."""
     h, w = size
     if h % 32 or w % 32 or h < 32 or w < 32:
         raise ConfigError(f"--pose-size {h}x{w}: both sides must be multiples of 32 (e.g. 256x192)")
+    if max(h, w) > MAX_POSE_SIDE:
+        raise ConfigError(f"--pose-size {h}x{w}: a side above {MAX_POSE_SIDE} (HRNet's largest "
+                          "published input is 384x288; the data is kept on the device at this "
+                          "size, so larger inputs exhaust memory)")
     return h, w
 
 
