@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.profiler import record_function
 
 from fer import timing
 from fer.bench.records import EpochRecord
@@ -128,7 +129,21 @@ class _Sums:
 def build_trainer(config: TrainConfig, data=None) -> Trainer:
     """Everything a run needs, built from ``config``: joins the DDP process group
     under torchrun, resolves the plan, loads the data (unless ``data`` is given),
-    and resumes from ``--checkpoint-dir`` with ``--resume``."""
+    and resumes from ``--checkpoint-dir`` with ``--resume``.
+
+    Everything that can refuse the run is checked before the data is read: the
+    checkpoint folder (no fresh run over a checkpoint without ``--overwrite``; with
+    ``--resume`` the checkpoint is read and its config compared, see
+    :mod:`fer.checkpoint`); stale temporaries of a killed write are removed."""
+    from fer import checkpoint
+
+    resume_state = None
+    if config.checkpoint_dir:
+        ckpt_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
+        checkpoint.check_fresh_run(config)
+        if config.resume:
+            resume_state = checkpoint.check_resume(config, ckpt_path)
+        checkpoint.clean_stale_temporaries(ckpt_path)
     device = resolve_device(config.device)
     dist = DistInfo()
     if config.parallel == "ddp":
@@ -182,8 +197,8 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
         eval_model=eval_model, optimizer=optimizer, scheduler=scheduler,
         precision=resolve_precision(config.precision, device), steps_per_epoch=steps_per_epoch,
         memory_format=memory_format)
-    if config.resume:
-        trainer.load_checkpoint(Path(config.checkpoint_dir) / CHECKPOINT_NAME)
+    if resume_state is not None:
+        checkpoint.load(trainer, ckpt_path, resume_state)
     return trainer
 
 
@@ -228,7 +243,8 @@ class Trainer:
     def _next_batch(self, batches, sums: _Sums):
         """The next batch on the device, its wait added to the data wait; None at the end."""
         wait_start = time.perf_counter()
-        batch = next(batches, None)
+        with record_function("data_wait"):  # a labelled range in profiler traces
+            batch = next(batches, None)
         if batch is not None:
             inputs, targets = batch
             batch = (inputs.to(self.device, non_blocking=True, memory_format=self.memory_format),
@@ -237,7 +253,7 @@ class Trainer:
         return batch
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
-        with self.precision.autocast():
+        with self.precision.autocast(), record_function("forward"):
             logits = self.model(inputs)
             loss = self.task.loss(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -267,13 +283,16 @@ class Trainer:
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
 
+        clock = timing.StepClock(device)
         start = timing.now(device)
+        clock.mark()
         batches = iter(self.train_loader)
         while sums.steps < self.steps_per_epoch:
             batch = self._next_batch(batches, sums)
             if batch is None:
                 break
             self._train_step(*batch, sums)
+            clock.mark()  # no sync: a CUDA event, read after the epoch
             if on_step is not None:
                 on_step(sums.steps, sums.images, sums.data_wait)
             if sums.steps % _NAN_CHECK_EVERY == 0:
@@ -281,6 +300,7 @@ class Trainer:
         wall = timing.now(device) - start
 
         record = self._epoch_record(sums, wall, lr)
+        record.step_s = timing.step_quantiles(clock.seconds())
         self.records.append(record)
         self.epoch += 1
         return record
@@ -338,10 +358,14 @@ class Trainer:
             return
         if self.precision.uses_scaler and bad < steps:
             return  # fp16 overflow: the scaler skips those steps and lowers its scale
+        fixes = "lower --learning-rate or add --warmup-epochs"
+        if self.config.precision != "fp32":
+            fixes += ", or use --precision fp32"
+        if self.config.pretrained not in (None, "timm"):
+            fixes += f"; check --pretrained {self.config.pretrained}"
         raise TrainingError(
-            f"the loss became NaN/Inf in epoch {self.epoch} ({bad} of {steps} steps, "
-            f"--precision {self.config.precision}, --learning-rate {self.lr:g}); lower "
-            "--learning-rate, add --warmup-epochs, or use --precision fp32")
+            f"the loss became NaN/Inf in epoch {self.epoch + 1} ({bad} of {steps} steps, "
+            f"--precision {self.config.precision}, --learning-rate {self.lr:g}); {fixes}")
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float | None, float | None, float]:

@@ -46,15 +46,21 @@ class Precision:
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
         """Backward through the (scaled) loss and step the optimizer; True when the
         GradScaler skipped the step (an fp16 overflow). Never true without a scaler."""
+        from torch.profiler import record_function  # labelled ranges in profiler traces
+
         if not self.uses_scaler:
-            loss.backward()
-            optimizer.step()
+            with record_function("backward"):
+                loss.backward()
+            with record_function("optimizer_step"):
+                optimizer.step()
             return False
         # note: GradScaler.step already syncs to read found_inf; get_scale() adds no new stall
         before = self.scaler.get_scale()
-        self.scaler.scale(loss).backward()
-        self.scaler.step(optimizer)
-        self.scaler.update()
+        with record_function("backward"):
+            self.scaler.scale(loss).backward()
+        with record_function("optimizer_step"):
+            self.scaler.step(optimizer)
+            self.scaler.update()
         return self.scaler.get_scale() < before  # the scaler lowers its scale exactly when it skips
 
 

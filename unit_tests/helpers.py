@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from fer.data.dataset import SPLITS, USAGE_TO_SPLIT
 
 SPLIT_TO_USAGE = {v: k for k, v in USAGE_TO_SPLIT.items()}
+HISTORY = Path(__file__).parent / "fixtures" / "history"
 
 
 def fer_csv_text(images: np.ndarray, labels, splits, *, header="emotion,pixels,Usage") -> str:
@@ -26,3 +28,39 @@ def write_fer_csv(path: Path, n: int = 6, seed: int = 0) -> tuple[np.ndarray, np
     splits = np.arange(n) % 3
     path.write_text(fer_csv_text(images, labels, splits))
     return images, labels, splits
+
+
+def make_run(path: Path, benches: dict, *, calibration: float | None = None,
+             cuda_mem: dict | None = None, when: str = "2026-01-01T00:00:00",
+             group: str | dict[str, str] = "gate", commit: str | None = None,
+             breakdown: dict[str, float] | None = None) -> Path:
+    """A run file of the harness's shape: per benchmark its timed epochs (and a warm-up),
+    optionally the calibration, peak CUDA memory and a step breakdown (ms per category)."""
+    base = json.loads((HISTORY / "base.json").read_text())
+    entries = []
+    for name, times in benches.items():
+        records = []
+        for i, t in enumerate([times[0], *times]):
+            mem = (cuda_mem or {}).get(name)
+            records.append(dict(epoch=i, images=100, steps=2, wall_s=t, data_wait_s=0.1 * t,
+                                compute_s=0.9 * t, images_per_s=100 / t, loss=1.0, train_acc=0.5,
+                                lr=0.1, peak_mem_bytes=mem or 1000,
+                                peak_mem_kind="cuda_max_allocated" if mem else "process_peak_rss",
+                                warmup=i == 0))
+        group_of = group.get(name, "gate") if isinstance(group, dict) else group
+        extra = {"schema": 2, "experiment": group_of, "params": {}, "records": records}
+        if breakdown:
+            extra["step_breakdown"] = {"steps": 3, "ms_per_step": dict(breakdown),
+                                       "ops_per_step": 1000.0, "kernels_per_step": None}
+        if calibration:
+            extra["calibration"] = {"median_s": calibration, "samples_s": [calibration]}
+        ordered = sorted(times)
+        entries.append({"name": name, "fullname": f"t.py::{name}", "group": group_of,
+                        "stats": {"median": ordered[len(ordered) // 2], "data": list(times),
+                                  "rounds": len(times)},
+                        "extra_info": extra})
+    base.update(benchmarks=entries, datetime=when)
+    if commit:
+        base["commit_info"] = {"id": commit}
+    path.write_text(json.dumps(base))
+    return path

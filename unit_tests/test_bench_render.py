@@ -20,7 +20,8 @@ def test_table_shows_each_benchmark_and_the_tally():
     lines = text.splitlines()
     assert lines[0] == "baseline: base.json   candidate: slow.json"
     assert sum("REGRESSED" in line for line in lines) == 2
-    assert lines[-1] == "2 regressed, 0 improved, 0 unchanged (threshold 5%, alpha 0.05)"
+    assert any(line.startswith("2 regressed, 0 improved, 0 unchanged, 0 inconclusive") for line in lines)
+    assert "MDE" in lines[1] and "interval" in lines[1]
     assert "CROSS-MACHINE" not in text
 
 
@@ -35,5 +36,5 @@ def test_markdown_marks_cross_machine_and_added_removed(tmp_path):
     md = format_markdown(c)
     assert "**Cross-machine comparison**" in md
     assert "- added: `test_epoch[new]`" in md and "- removed: `test_epoch[sgd]`" in md
-    assert "| `test_epoch[adam]` |" in md and md.endswith("**0 regressed** (threshold 5%, alpha 0.05)")
+    assert "| `test_epoch[adam]` |" in md and "**0 regressed, " in md
     assert "WARNING: CROSS-MACHINE" in format_table(c)

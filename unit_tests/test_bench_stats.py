@@ -1,6 +1,7 @@
-"""fer.bench.stats and `fer compare`: golden runs, edge cases, verdict properties."""
+"""fer.bench.stats and `fer compare`: the noise model, the four verdicts, the gates."""
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -8,9 +9,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fer.bench.stats import IMPROVED, REGRESSED, UNCHANGED, compare, verdict
+from fer.bench.stats import (
+    DEFAULT_NOISE,
+    IMPROVED,
+    INCONCLUSIVE,
+    MIN_NOISE,
+    NOT_GATED,
+    REGRESSED,
+    UNCHANGED,
+    GateOptions,
+    Level,
+    compare,
+    judge_levels,
+)
 from fer.bench.storage import CompareError, load_run
 from fer.cli import main
+from unit_tests.helpers import make_run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "history"
 
@@ -24,21 +38,26 @@ def run(name):
 def test_injected_slowdown_regresses_every_benchmark():
     result = compare(run("base.json"), run("slow.json"))
     assert [r.verdict for r in result.rows] == [REGRESSED, REGRESSED]
-    assert all(r.method == "mann-whitney" and r.p_value < 0.05 for r in result.rows)
-    assert all(r.change > 0.5 for r in result.rows)
-    wait = result.rows[0].metrics["median_data_wait_share"]
-    assert wait["new"] > wait["base"]  # the slowdown shows up as data wait
+    assert all(r.method.startswith("raw") and r.time.noise_source == "floor" for r in result.rows)
+    assert all(r.change > 0.5 and r.time.low > 0 for r in result.rows)
 
 
 def test_swapping_runs_swaps_the_verdicts():
     forward = compare(run("base.json"), run("slow.json"))
     backward = compare(run("slow.json"), run("base.json"))
     assert [r.verdict for r in backward.rows] == [IMPROVED, IMPROVED]
-    assert [r.p_value for r in forward.rows] == pytest.approx([r.p_value for r in backward.rows])
+    for f, b in zip(forward.rows, backward.rows):
+        assert math.isclose((1 + f.change) * (1 + b.change), 1, rel_tol=1e-9)
 
 
-def test_v3_run_without_rounds_falls_back_to_the_threshold(tmp_path):
-    r = run("v3_run.json")
+def test_an_unchanged_rerun_at_the_floor_is_not_a_regression():
+    result = compare(run("base.json"), run("same.json"))
+    assert REGRESSED not in {r.verdict for r in result.rows}
+    # one baseline run: the noise is the stated floor, and the table says what it cannot see
+    assert all(r.mde > result.threshold for r in result.rows)
+
+
+def test_v3_run_without_rounds_uses_its_median(tmp_path):
     slower = json.loads((FIXTURES / "v3_run.json").read_text())
     slower["benchmarks"][0]["stats"]["median"] = 0.37 * 1.2
     slower["benchmarks"].pop(1)
@@ -46,69 +65,124 @@ def test_v3_run_without_rounds_falls_back_to_the_threshold(tmp_path):
                                      fullname="test_gate_epoch.py::test_epoch[new]"))
     path = tmp_path / "v3b.json"
     path.write_text(json.dumps(slower))
-    result = compare(r, load_run(path))
+    result = compare(run("v3_run.json"), load_run(path))
     row = result.rows[0]
-    assert row.method == "threshold" and row.p_value is None and row.verdict == REGRESSED
+    assert row.new_rounds == 1 and row.verdict == INCONCLUSIVE  # +20% is within one run's noise
     assert result.added == ["test_gate_epoch.py::test_epoch[new]"]
     assert result.removed == ["test_gate_epoch.py::test_epoch[rmsprop]"]
 
 
-def test_cross_machine_is_refused_unless_allowed(tmp_path):
-    other = json.loads((FIXTURES / "base.json").read_text())
-    other["machine_info"]["fer"]["hardware_class"] = "NVIDIA_H100_80GB_HBM3-x1"
-    path = tmp_path / "other.json"
-    path.write_text(json.dumps(other))
-    with pytest.raises(CompareError, match="--allow-cross-machine"):
-        compare(run("base.json"), load_run(path))
-    result = compare(run("base.json"), load_run(path), allow_cross_machine=True)
-    assert result.cross_machine
+def test_history_teaches_the_noise(tmp_path):
+    quiet = [make_run(tmp_path / f"h{i}.json", {"a": [1.0 * f] * 3}, when=f"2026-01-0{i + 1}")
+             for i, f in enumerate((1.0, 1.012, 0.988, 1.006))]
+    history = [load_run(p) for p in quiet]
+    slower = load_run(make_run(tmp_path / "new.json", {"a": [1.08] * 3}, when="2026-02-01"))
+    row = compare(history, slower).rows[0]
+    assert row.time.noise_source == "history (4 runs)" and row.verdict == REGRESSED
+    assert row.mde < 0.05  # a quiet history detects small changes
+    same = load_run(make_run(tmp_path / "same.json", {"a": [1.001] * 3}, when="2026-02-01"))
+    assert compare(history, same).rows[0].verdict == UNCHANGED  # shown within ±5%
 
 
-def test_empty_baseline_and_bad_thresholds_are_refused():
+def test_calibration_removes_common_mode_drift(tmp_path):
+    base = load_run(make_run(tmp_path / "a.json", {"a": [1.0, 1.01, 0.99]}, calibration=0.05))
+    # the whole machine 15% slower: the epochs and the reference workload alike
+    drift = load_run(make_run(tmp_path / "b.json", {"a": [1.15, 1.16, 1.14]}, calibration=0.0575))
+    calibrated = compare(base, drift).rows[0]
+    assert calibrated.method.startswith("calibrated") and abs(calibrated.change) < 0.01
+    raw = compare(base, drift, GateOptions(calibration="off")).rows[0]
+    assert raw.method.startswith("raw") and raw.change > 0.14
+    with pytest.raises(CompareError, match="--calibration on"):
+        compare(run("base.json"), run("slow.json"), GateOptions(calibration="on"))
+
+
+def test_holm_keeps_a_large_gate_from_crying_wolf():
+    # 40 benchmarks, each barely "significant" alone: no family-wide evidence
+    base = [Level(0.0, 0.0, 3)]
+    j = [judge_levels(Level(0.07, 0.0, 3), base, threshold=0.05, confidence=0.95, method="raw",
+                      floor=0.03, metric="time", family=40) for _ in range(40)]
+    assert {x.verdict for x in j} == {REGRESSED}
+    from fer.bench.stats import holm
+
+    holm(j, 0.05)
+    assert {x.verdict for x in j} == {INCONCLUSIVE}
+
+
+def test_memory_is_gated_tightly_on_cuda_only(tmp_path):
+    a = load_run(make_run(tmp_path / "a.json", {"x": [1.0] * 3}, cuda_mem={"x": 1_000_000}))
+    b = load_run(make_run(tmp_path / "b.json", {"x": [1.0] * 3}, cuda_mem={"x": 1_030_000}))
+    row = compare(a, b).rows[0]
+    assert row.judgements["memory"].verdict == REGRESSED and row.verdict == REGRESSED
+    cpu = compare(run("base.json"), run("same.json")).rows[0]
+    assert cpu.judgements["memory"].verdict == NOT_GATED  # RSS is not a deterministic gate
+    only_time = compare(a, b, GateOptions(gate_on=("time",))).rows[0]
+    assert only_time.verdict != REGRESSED and "memory" not in only_time.judgements
+
+
+def test_throughput_and_data_wait_gates(tmp_path):
+    a = load_run(make_run(tmp_path / "a.json", {"x": [1.0, 1.0, 1.0]}))
+    b = load_run(make_run(tmp_path / "b.json", {"x": [1.5, 1.5, 1.5]}))
+    row = compare(a, b, GateOptions(gate_on=("throughput", "data_wait"))).rows[0]
+    assert row.judgements["throughput"].verdict == REGRESSED  # 1/1.5 the images/s
+    assert row.judgements["data_wait"].verdict == UNCHANGED  # the share stayed at 10%
+
+
+def test_bad_options_are_refused():
     with pytest.raises(CompareError, match="no earlier run"):
         compare([], run("base.json"))
-    with pytest.raises(CompareError, match="--threshold"):
-        compare(run("base.json"), run("slow.json"), alpha=1.5)
+    for bad, match in [(dict(threshold=0), "--threshold"), (dict(confidence=1.5), "--confidence"),
+                       (dict(gate_on=("speed",)), "--gate-on"), (dict(noise_floor=2), "--noise")]:
+        with pytest.raises(CompareError, match=match):
+            compare(run("base.json"), run("slow.json"), GateOptions(**bad))
 
 
 def test_to_dict_is_json():
     payload = json.loads(json.dumps(compare(run("base.json"), run("slow.json")).to_dict()))
-    assert len(payload["regressed"]) == 2 and payload["threshold"] == 0.05
+    assert len(payload["regressed"]) == 2 and payload["options"]["threshold"] == 0.05
+    assert payload["counts"]["regressed"] == 2
+    assert payload["rows"][0]["judgements"]["time"]["mde"] > 0
 
 
 # ------------------------------------------------------------- properties --
 
-samples = st.lists(st.floats(min_value=1.0, max_value=1.04), min_size=5, max_size=12)
+times = st.lists(st.floats(min_value=0.5, max_value=2.0), min_size=1, max_size=6)
+JUDGE = dict(threshold=0.05, confidence=0.95, method="raw", floor=None, metric="time")
 
 
-@settings(max_examples=60, deadline=None)
-@given(data=samples)
-def test_identical_samples_never_regress(data):
-    from statistics import median
-
-    v, p, _ = verdict(data, list(data), median(data), median(data))
-    assert v == UNCHANGED
-
-
-@settings(max_examples=60, deadline=None)
-@given(data=samples, k=st.floats(min_value=1.06, max_value=5.0))
-def test_scaling_every_time_by_k_always_regresses(data, k):
-    from statistics import median
-
-    slower = [x * k for x in data]
-    v, p, method = verdict(data, slower, median(data), median(slower), threshold=0.05)
-    assert method == "mann-whitney" and v == REGRESSED
-    back, _, _ = verdict(slower, data, median(slower), median(data), threshold=0.05)
-    assert back == IMPROVED
+@settings(max_examples=80, deadline=None)
+@given(a=times, b=times)
+def test_swapping_two_runs_mirrors_the_verdict(a, b):
+    forward = judge_levels(Level.of(b), [Level.of(a)], **JUDGE)
+    backward = judge_levels(Level.of(a), [Level.of(b)], **JUDGE)
+    flip = {REGRESSED: IMPROVED, IMPROVED: REGRESSED, UNCHANGED: UNCHANGED,
+            INCONCLUSIVE: INCONCLUSIVE}
+    assert backward.verdict == flip[forward.verdict]
+    assert math.isclose((1 + forward.change) * (1 + backward.change), 1, rel_tol=1e-9)
 
 
-@settings(max_examples=100, deadline=None)
-@given(base=st.floats(0.01, 100), new=st.floats(0.01, 100))
-def test_threshold_verdict_is_antisymmetric(base, new):
-    forward, _, _ = verdict(None, None, base, new)
-    backward, _, _ = verdict(None, None, new, base)
-    flip = {REGRESSED: IMPROVED, IMPROVED: REGRESSED, UNCHANGED: UNCHANGED}
-    assert backward == flip[forward]
+@settings(max_examples=80, deadline=None)
+@given(a=times, b=times, k=st.floats(min_value=0.01, max_value=100))
+def test_verdicts_do_not_depend_on_the_unit(a, b, k):
+    plain = judge_levels(Level.of(b), [Level.of(a)], **JUDGE)
+    scaled = judge_levels(Level.of([x * k for x in b]), [Level.of([x * k for x in a])], **JUDGE)
+    assert plain.verdict == scaled.verdict
+    assert math.isclose(plain.change, scaled.change, rel_tol=1e-6, abs_tol=1e-9)
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=times, history=st.integers(min_value=1, max_value=6))
+def test_identical_runs_never_regress(a, history):
+    j = judge_levels(Level.of(a), [Level.of(a)] * history, **JUDGE)
+    assert j.verdict in (UNCHANGED, INCONCLUSIVE) and abs(j.change) < 1e-12
+
+
+@settings(max_examples=80, deadline=None)
+@given(new=times, runs=st.lists(times, min_size=1, max_size=6))
+def test_the_noise_floor_is_never_undercut(new, runs):
+    j = judge_levels(Level.of(new), [Level.of(r) for r in runs], **JUDGE)
+    assert j.noise >= math.expm1(MIN_NOISE) - 1e-12
+    if len(runs) < 3:
+        assert j.noise >= math.expm1(DEFAULT_NOISE["raw"]) - 1e-12
 
 
 # -------------------------------------------------------------------- CLI --
@@ -116,7 +190,8 @@ def test_threshold_verdict_is_antisymmetric(base, new):
 def test_cli_table_and_gate(capsys):
     base, slow = str(FIXTURES / "base.json"), str(FIXTURES / "slow.json")
     assert main(["compare", base, slow]) == 0
-    assert "REGRESSED" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "MDE" in out and "cannot detect less than" in out
     assert main(["compare", base, slow, "--fail-on-regression"]) == 1
 
 
@@ -127,26 +202,49 @@ def test_cli_markdown_json_and_plot(tmp_path, capsys):
     assert md.startswith("### fer compare") and "| `test_epoch[adam]` |" in md
     assert main(["compare", base, slow, "--json", "--plot", str(tmp_path)]) == 0
     payload = json.loads(capsys.readouterr().out)
-    assert len(payload["regressed"]) == 2
+    assert len(payload["regressed"]) == 2 and payload["change_points"] == []
     png = tmp_path / "trend_gate.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_cli_history(tmp_path, capsys):
+def test_cli_history_and_baseline_folders(tmp_path, capsys):
     for i, name in enumerate(("base.json", "same.json", "slow.json")):
         shutil.copy(FIXTURES / name, tmp_path / f"000{i}_{name}")
     assert main(["compare", "--history", str(tmp_path), "--fail-on-regression"]) == 1
     out = capsys.readouterr().out
     assert "2 earlier runs" in out and "REGRESSED" in out
+    folder = tmp_path / "baseline"
+    folder.mkdir()
+    shutil.copy(FIXTURES / "base.json", folder / "a.json")
+    shutil.copy(FIXTURES / "same.json", folder / "b.json")
+    assert main(["compare", str(folder), str(FIXTURES / "slow.json"), "--fail-on-regression"]) == 1
+
+
+def test_cli_history_names_where_it_stepped(tmp_path, capsys):
+    for i in range(8):
+        level = 1.0 if i < 4 else 1.3
+        wobble = (1.0, 1.01, 0.99, 1.005)[i % 4]
+        make_run(tmp_path / f"run{i}.json", {"a": [level * wobble] * 3},
+                 when=f"2026-01-0{i + 1}T00:00:00")
+    assert main(["compare", "--history", str(tmp_path), "--plot", str(tmp_path / "plots")]) == 0
+    out = capsys.readouterr().out
+    line = next(x for x in out.splitlines() if x.strip().startswith("a:"))
+    assert "run4.json" in line and "2026-01-05" in line and "confidence" in line
+    assert 28 < float(line.split("%")[0].split()[-1]) < 32  # the step: +30%
+    assert (tmp_path / "plots" / "trend_gate.png").exists()
 
 
 @pytest.mark.parametrize("argv,match", [
-    (["compare", "a.json"], "give two benchmark JSON files"),
-    (["compare", str(FIXTURES / "corrupt.json"), str(FIXTURES / "base.json")], "not a readable"),
+    (["compare", "a.json"], "give a baseline and a candidate"),
     (["compare", "--history", "/no/such/dir"], "no such folder"),
     (["compare", str(FIXTURES / "base.json"), str(FIXTURES / "slow.json"), "--threshold", "0"],
      "--threshold"),
+    (["compare", "--history", str(FIXTURES), "--last", "-3"], "--last -3"),
+    (["compare", str(FIXTURES / "base.json"), str(FIXTURES / "slow.json"), "--plot",
+      str(FIXTURES / "base.json")], "is a file"),
+    (["compare", str(FIXTURES / "base.json"), str(FIXTURES)], "the candidate must be one run"),
 ])
 def test_cli_usage_errors_exit_2(argv, match, capsys):
     assert main(argv) == 2
-    assert match in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -57,6 +57,8 @@ class EpochRecord:
     val_loss: float | None = None
     val_acc: float | None = None
     eval_s: float | None = None
+    #: the epoch's step times (this process): n, min, q10, q25, median, q75, q90, max seconds
+    step_s: dict | None = None
 
     @property
     def data_wait_share(self) -> float:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from fer.bench.stats import IMPROVED, REGRESSED, UNCHANGED, Comparison
+from fer.bench.changepoints import ChangePoint
+from fer.bench.stats import (
+    IMPROVED,
+    INCONCLUSIVE,
+    NOT_GATED,
+    REGRESSED,
+    UNCHANGED,
+    VERDICTS,
+    Comparison,
+    Judgement,
+    Row,
+)
 
 
-def _pct(x: float | None) -> str:
-    return "-" if x is None else f"{100 * x:+.1f}%"
+def _pct(x: float | None, digits: int = 1) -> str:
+    return "-" if x is None else f"{100 * x:+.{digits}f}%"
 
 
 def short_name(name: str) -> str:
@@ -14,59 +25,127 @@ def short_name(name: str) -> str:
     return name.split("::")[-1]
 
 
+def _interval(j: Judgement) -> str:
+    if j.low is None or j.high is None:
+        return "-"
+    return f"[{100 * j.low:+.1f}, {100 * j.high:+.1f}]%"
+
+
+def _other(r: Row, metric: str) -> str:
+    j = r.judgements.get(metric)
+    if j is None or j.verdict == NOT_GATED:
+        return "-"
+    if metric == "data_wait":
+        text = f"{100 * j.change:+.1f}pt"
+    else:
+        text = _pct(j.change)
+    return text + ("!" if j.verdict == REGRESSED else "")
+
+
+def _baseline_label(c: Comparison) -> str:
+    return c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
+
+
+def _tally(c: Comparison) -> str:
+    return ", ".join(f"{c.count(v)} {v}" for v in VERDICTS)
+
+
+def _settings(c: Comparison) -> str:
+    o = c.options
+    return (f"threshold {100 * o.threshold:g}%, confidence {o.confidence:g} per benchmark "
+            f"(Holm over {len(c.rows)}), gates: {', '.join(o.gate_on)}")
+
+
+def _undetectable(c: Comparison) -> list[Row]:
+    return [r for r in c.rows if r.mde is not None and r.mde > c.options.threshold]
+
+
 def format_table(c: Comparison) -> str:
-    lines = []
-    base = c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
-    lines.append(f"baseline: {base}   candidate: {c.candidate.label}")
+    lines = [f"baseline: {_baseline_label(c)}   candidate: {c.candidate.label}"]
     if c.cross_machine:
         lines.append("WARNING: CROSS-MACHINE comparison (--allow-cross-machine): runs come from "
                      "different hardware or software")
     width = max([len(short_name(r.fullname)) for r in c.rows] + [9])
-    lines.append(f"{'benchmark':<{width}}  {'base s':>9} {'new s':>9} {'change':>8} {'p':>7} "
-                 f"{'img/s':>8} {'wait':>7} {'mem':>7}  verdict")
+    lines.append(f"{'benchmark':<{width}}  {'base s':>8} {'new s':>8} {'change':>7} "
+                 f"{'interval':>17} {'noise':>6} {'MDE':>6} {'img/s':>7} {'wait':>7} {'mem':>7}"
+                 f"  verdict")
     for r in c.rows:
-        p = "-" if r.p_value is None else f"{r.p_value:.3f}"
-        m = r.metrics
+        t = r.time
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
         lines.append(
-            f"{short_name(r.fullname):<{width}}  {r.base_median:>9.4f} {r.new_median:>9.4f} "
-            f"{_pct(r.change):>8} {p:>7} "
-            f"{_pct(m.get('median_images_per_s', {}).get('change')):>8} "
-            f"{_pct(m.get('median_data_wait_share', {}).get('change')):>7} "
-            f"{_pct(m.get('peak_mem_bytes', {}).get('change')):>7}  {shown}")
+            f"{short_name(r.fullname):<{width}}  {r.base_median:>8.4f} {r.new_median:>8.4f} "
+            f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
+            f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
+            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {shown}")
+    explained = [r for r in c.rows if r.explanation]
+    if explained:
+        lines.append("why:")
+        lines += [f"  {short_name(r.fullname)}: {r.explanation}" for r in explained]
     for name in c.added:
         lines.append(f"added:   {short_name(name)}")
     for name in c.removed:
         lines.append(f"removed: {short_name(name)}")
-    n = len(c.regressions)
-    lines.append(f"\n{n} regressed, {sum(r.verdict == IMPROVED for r in c.rows)} improved, "
-                 f"{sum(r.verdict == UNCHANGED for r in c.rows)} unchanged "
-                 f"(threshold {100 * c.threshold:g}%, alpha {c.alpha:g})")
+    methods = sorted({f"{r.method}, noise from {r.time.noise_source}" for r in c.rows
+                      if not r.time.noise_source.startswith("a disturbed")})
+    disturbed = sorted({r.time.noise_source for r in c.rows
+                        if r.time.noise_source.startswith("a disturbed")})
+    lines.append(f"\n{_tally(c)}  ({_settings(c)})")
+    lines.append("method: " + "; ".join(methods))
+    for text in disturbed:
+        lines.append(f"inconclusive because of {text}: rerun on a quiet machine")
+    blind = _undetectable(c)
+    if blind:
+        worst = max(blind, key=lambda r: r.mde)
+        lines.append(f"{len(blind)} benchmark(s) cannot detect a {100 * c.options.threshold:g}% "
+                     f"change on this machine (MDE column; e.g. {short_name(worst.fullname)} "
+                     f"cannot detect less than {100 * worst.mde:.0f}%): store more runs of this "
+                     "hardware class (the noise is then learned, not assumed) or raise --threshold")
     return "\n".join(lines)
 
 
+_ICON = {REGRESSED: ":x: regressed", IMPROVED: ":white_check_mark: improved",
+         UNCHANGED: "unchanged", INCONCLUSIVE: ":grey_question: inconclusive"}
+
+
 def format_markdown(c: Comparison) -> str:
-    base = c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
-    out = [f"### fer compare: {c.candidate.label} vs {base}", ""]
+    out = [f"### fer compare: {c.candidate.label} vs {_baseline_label(c)}", ""]
     if c.cross_machine:
         out += ["> **Cross-machine comparison**: the runs come from different hardware or "
                 "software.", ""]
-    out += ["| benchmark | base median s | new median s | change | p | images/s | data wait "
-            "| peak mem | verdict |", "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    icon = {REGRESSED: ":x: regressed", IMPROVED: ":white_check_mark: improved",
-            UNCHANGED: "unchanged"}
+    out += ["| benchmark | base s | new s | change | interval | noise | MDE | images/s | "
+            "data wait | peak mem | verdict |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in c.rows:
-        m = r.metrics
-        p = "-" if r.p_value is None else f"{r.p_value:.3f}"
+        t = r.time
         out.append(f"| `{short_name(r.fullname)}` | {r.base_median:.4f} | {r.new_median:.4f} | "
-                   f"{_pct(r.change)} | {p} | "
-                   f"{_pct(m.get('median_images_per_s', {}).get('change'))} | "
-                   f"{_pct(m.get('median_data_wait_share', {}).get('change'))} | "
-                   f"{_pct(m.get('peak_mem_bytes', {}).get('change'))} | {icon[r.verdict]} |")
+                   f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
+                   f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
+                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {_ICON[r.verdict]} |")
+    explained = [r for r in c.rows if r.explanation]
+    if explained:
+        out += ["", "**Why:**", ""]
+        out += [f"- `{short_name(r.fullname)}`: {r.explanation}" for r in explained]
     if c.added or c.removed:
         out.append("")
         out += [f"- added: `{short_name(n)}`" for n in c.added]
         out += [f"- removed: `{short_name(n)}`" for n in c.removed]
-    out += ["", f"**{len(c.regressions)} regressed** (threshold {100 * c.threshold:g}%, "
-                f"alpha {c.alpha:g})"]
+    out += ["", f"**{_tally(c)}** ({_settings(c)})"]
+    blind = _undetectable(c)
+    if blind:
+        out += ["", f"{len(blind)} benchmark(s) cannot detect a {100 * c.options.threshold:g}% "
+                    "change on this machine (see MDE)."]
     return "\n".join(out)
+
+
+def format_change_points(points: list[ChangePoint], markdown: bool = False) -> str:
+    if not points:
+        return "change points: none found in the history"
+    lines = ["#### Change points" if markdown else "change points (E-Divisive means, permutation test):"]
+    for p in sorted(points, key=lambda p: (p.index, p.benchmark)):
+        when = " ".join(x for x in (p.commit[:8], p.datetime[:19]) if x)
+        bullet = "- " if markdown else "  "
+        name = f"`{short_name(p.benchmark)}`" if markdown else short_name(p.benchmark)
+        lines.append(f"{bullet}{name}: {_pct(p.change)} at {p.run}"
+                     f"{f' ({when})' if when else ''}, confidence {p.confidence:.3f} "
+                     f"({p.before_runs} runs before, {p.after_runs} after)")
+    return "\n".join(lines)

@@ -1,71 +1,147 @@
-"""`fer compare`: benchmark JSON runs side by side, with a statistical gate."""
+"""`fer compare`: benchmark runs against their baseline, with a gate that weighs the noise."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+from pathlib import Path
 
 EXIT_REGRESSION = 1
+DEFAULT_LAST = 10
+
+
+def _check_plot_dir(path: str) -> Path:
+    """--plot must name a folder that can be written: checked before any work."""
+    from fer.bench.storage import CompareError
+
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise CompareError(f"--plot {path}: is a file; name a folder for the trend charts")
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CompareError(f"--plot {path}: cannot write under {existing}; choose another folder")
+    return out
+
+
+def _gates(text: str) -> tuple[str, ...]:
+    return tuple(g.strip() for g in text.split(",") if g.strip())
+
+
+def _load_baselines(paths: list[str]) -> list:
+    from fer.bench.storage import CompareError, load_history, load_run
+
+    runs = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = load_history(path)
+            if not found:
+                raise CompareError(f"{path}: holds no readable benchmark run")
+            runs += found
+        else:
+            runs.append(load_run(path))
+    return sorted(runs, key=lambda r: (r.datetime, r.path.name))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fer.bench.charts import plot_trends
-    from fer.bench.render import format_markdown, format_table
-    from fer.bench.stats import compare
+    from fer.bench.changepoints import MIN_SIZE, history_change_points
+    from fer.bench.render import format_change_points, format_markdown, format_table
+    from fer.bench.stats import GateOptions, compare
     from fer.bench.storage import CompareError, load_history, load_run
 
+    if args.last < 0:
+        raise CompareError(f"--last {args.last}: must be >= 0 (0: every earlier run)")
+    options = GateOptions(threshold=args.threshold, memory_threshold=args.memory_threshold,
+                          data_wait_threshold=args.data_wait_threshold,
+                          confidence=args.confidence, calibration=args.calibration,
+                          sample=args.sample,
+                          noise_floor=args.noise_floor, gate_on=_gates(args.gate_on))
+    options.check()
+    plot_dir = _check_plot_dir(args.plot) if args.plot else None
     if args.history:
         if args.runs:
-            raise CompareError("give either two run files or --history DIR, not both")
-        runs = load_history(args.history)
-        if len(runs) < 2:
-            raise CompareError(f"--history {args.history}: {len(runs)} readable run(s); "
+            raise CompareError("give either runs (BASELINE... CANDIDATE) or --history DIR, not both")
+        history = load_history(args.history)
+        if len(history) < 2:
+            raise CompareError(f"--history {args.history}: {len(history)} readable run(s); "
                                "a comparison needs at least 2")
-        candidate = runs[-1]
-        baseline = runs[-1 - args.last:-1] if args.last else runs[:-1]
-        history = runs
+        candidate, earlier = history[-1], history[:-1]
     else:
-        if len(args.runs) != 2:
-            raise CompareError("give two benchmark JSON files (BASELINE CANDIDATE), or "
-                               "--history DIR")
-        loaded = [load_run(p) for p in args.runs]
-        for path, run in zip(args.runs, loaded):
-            if run is None:
-                raise CompareError(f"{path}: not a readable pytest-benchmark JSON run")
-        baseline, candidate = loaded
-        history = loaded
-    result = compare(baseline, candidate, threshold=args.threshold, alpha=args.alpha,
-                     allow_cross_machine=args.allow_cross_machine)
+        if len(args.runs) < 2:
+            raise CompareError("give a baseline and a candidate (BASELINE... CANDIDATE: run files "
+                               "or folders of runs, the candidate last), or --history DIR")
+        if Path(args.runs[-1]).is_dir():
+            raise CompareError(f"{args.runs[-1]}: the candidate must be one run file (the last "
+                               "argument); folders are for the baseline")
+        earlier = _load_baselines(args.runs[:-1])
+        candidate = load_run(args.runs[-1])
+        history = [*earlier, candidate]
+    baseline = earlier[-args.last:] if args.last else earlier
+    result = compare(baseline, candidate, options, allow_cross_machine=args.allow_cross_machine)
+    points = (history_change_points(history, alpha=1 - options.confidence,
+                                    calibration=options.calibration)
+              if len(history) >= 2 * MIN_SIZE else None)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
-    elif args.markdown:
-        print(format_markdown(result))
+        payload = result.to_dict()
+        payload["change_points"] = [p.to_dict() for p in points or []]
+        print(json.dumps(payload, indent=2))
     else:
-        print(format_table(result))
-    if args.plot:
-        for path in plot_trends(history, args.plot):
-            if not args.json:
-                print(f"wrote {path}")
+        print(format_markdown(result) if args.markdown else format_table(result))
+        if points is not None:
+            print()
+            print(format_change_points(points, markdown=args.markdown))
+    if plot_dir is not None:
+        from fer.bench.trends import plot_trends
+
+        for path in plot_trends(history, plot_dir, points):
+            if not args.json:  # beside markdown, the notice goes to stderr (a job summary stays clean)
+                print(f"wrote {path}", file=sys.stderr if args.markdown else sys.stdout)
     if args.fail_on_regression and result.regressions:
         return EXIT_REGRESSION
     return 0
 
 
 def register(sub, full: bool = True) -> None:
+    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY
+
     p = sub.add_parser(
-        "compare", help="compare benchmark JSON runs; gate on regressions",
-        description="Compare two pytest-benchmark JSON runs (BASELINE CANDIDATE), or the latest "
-                    "run under --history DIR against the earlier ones. A benchmark regressed "
-                    "when its median epoch time grew by at least --threshold and, where the "
-                    "round times were saved (--benchmark-save-data), a Mann-Whitney U test "
-                    "finds the difference significant at --alpha.",
+        "compare", help="compare benchmark runs with their baseline; gate on regressions",
+        description="Judge a candidate run (the last argument) against baseline runs (files, or "
+                    "folders of saved runs, e.g. .benchmarks/<hardware class>/), or the newest "
+                    "run under --history DIR against the runs before it. Each benchmark's change "
+                    "is weighed against the noise that applies: the spread of its rounds and its "
+                    f"run-to-run spread, learned from {MIN_HISTORY} or more baseline runs (else "
+                    f"a floor: {100 * DEFAULT_NOISE['calibrated']:g}% calibrated, "
+                    f"{100 * DEFAULT_NOISE['raw']:g}% raw). Verdicts: regressed, improved, "
+                    "unchanged (shown within the threshold) or inconclusive (too noisy to "
+                    "tell), with each benchmark's minimum detectable effect. With 4 or more "
+                    "runs, change points over the history are listed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("runs", nargs="*", metavar="RUN.json", help="baseline and candidate runs")
-    p.add_argument("--history", metavar="DIR", help="a folder of saved runs (e.g. .benchmarks)")
-    p.add_argument("--last", type=int, default=5,
-                   help="with --history: earlier runs to pool as the baseline (0: all)")
-    p.add_argument("--threshold", type=float, default=0.05, help="minimum effect, as a fraction")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level of the test")
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="baseline run files or folders, then the candidate run file")
+    p.add_argument("--history", metavar="DIR", help="a folder of saved runs: the newest is judged")
+    p.add_argument("--last", type=int, default=DEFAULT_LAST,
+                   help="baseline: the newest N earlier runs (0: all)")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="the smallest time or throughput change that matters, as a fraction")
+    p.add_argument("--memory-threshold", type=float, default=0.02,
+                   help="peak CUDA memory change that regresses (memory is deterministic)")
+    p.add_argument("--data-wait-threshold", type=float, default=0.05,
+                   help="rise of the data-wait share, in points of the epoch, that regresses")
+    p.add_argument("--gate-on", default=",".join(DEFAULT_GATES),
+                   help=f"metrics that can fail the gate: {', '.join(GATES)}")
+    p.add_argument("--confidence", type=float, default=0.95,
+                   help="one-sided confidence per benchmark (Holm-corrected over the run)")
+    p.add_argument("--sample", choices=("auto", "epoch", "step"), default="auto",
+                   help="time samples: each epoch's wall time, or its typical step (the 25th "
+                        "percentile of its step times) x its steps, which bursts of a busy "
+                        "machine barely move (auto: step where every run recorded step times)")
+    p.add_argument("--calibration", choices=("auto", "on", "off"), default="auto",
+                   help="judge epoch times relative to the reference workload timed beside them "
+                        "(auto: where every run recorded it)")
+    p.add_argument("--noise-floor", type=float, default=None,
+                   help="run-to-run noise to assume without enough history (default: per method)")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="compare runs from different hardware or software (flagged)")
     out = p.add_mutually_exclusive_group()
@@ -75,6 +151,3 @@ def register(sub, full: bool = True) -> None:
     p.add_argument("--fail-on-regression", action="store_true",
                    help=f"exit {EXIT_REGRESSION} when anything regressed")
     p.set_defaults(func=cmd_compare)
-
-
-

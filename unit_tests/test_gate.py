@@ -1,0 +1,52 @@
+"""The regression gate end to end, driven through pytest itself (pytester) and `fer compare`:
+a baseline run, an unchanged rerun that passes the gate, and a rerun with a real injected
+slowdown (every training step waits half its own time) that fails it with exit 1 — at the
+suite's default rounds and fer compare's default settings."""
+
+from pathlib import Path
+
+import pytest
+
+from fer.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BENCH_TEST = """
+from fer.data import make_synthetic_faces
+from fer.suite.harness import base_config, benchmark_epochs
+from fer.suite.scales import resolve_scale
+
+def test_epoch(benchmark):
+    scale = resolve_scale("smoke", cuda=False)  # the default rounds: a warm-up and 3 timed
+    data = make_synthetic_faces(1000, seed=0)  # 800 training images, 16 steps an epoch
+    config = base_config(scale, synthetic_size=1000, batch_size=50, device="cpu")
+    records, summary = benchmark_epochs(benchmark, config, data, experiment="gate",
+                                        group="gate", scale=scale)
+    assert len(records) == scale.rounds + 1
+"""
+
+
+def _run(pytester, out: str, *args):
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q",
+                                           f"--benchmark-json={out}", *args, timeout=300)
+    assert result.ret == 0, result.stdout.str()
+    return str(pytester.path / out)
+
+
+@pytest.mark.slow
+def test_fer_compare_gate_passes_unchanged_and_fails_on_a_real_slowdown(pytester, monkeypatch,
+                                                                        capsys):
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
+    pytester.makepyfile(test_gate_epoch=BENCH_TEST)
+    pytester.makepyfile(slowdown=(ROOT / "benchmarks" / "slowdown_plugin.py").read_text())
+    baseline = _run(pytester, "a.json")
+    unchanged = _run(pytester, "b.json")
+    monkeypatch.setenv("FER_SLOWDOWN", "0.5")
+    slowed = _run(pytester, "c.json", "-p", "slowdown")
+
+    assert main(["compare", baseline, unchanged, "--fail-on-regression"]) == 0
+    out = capsys.readouterr().out
+    assert "REGRESSED" not in out and "calibrated" in out  # the reference workload was timed
+    assert main(["compare", baseline, slowed, "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSED" in out and "1 regressed" in out
