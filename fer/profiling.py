@@ -11,9 +11,12 @@ its schema is documented in the README ("Profiling").
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
-import shutil
+import sys
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -77,6 +80,10 @@ class ProfileSummary:
     top_allocating_ops: list[dict]
     profiled_steps: int = 0  # every step run under the profiler (wait + warmup + active)
     profiled_wall_s: float = 0.0  # their wall time, as the engine measured it
+    ops_per_step: float = 0.0  # host-side op events per active step
+    kernels_per_step: float | None = None  # device kernels per active step (CUDA only)
+    host_ms_per_step: float = 0.0  # self CPU time of the host ops per active step
+    device_ms_per_step: float | None = None  # kernel time per active step (CUDA only)
     traces: dict[str, str] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
 
@@ -145,10 +152,58 @@ def summarize_events(events, *, use_device: bool, top: int = 15) -> tuple[
     return total, shares, times, top_ops, top_alloc
 
 
+#: what kineto writes to the process's stderr on every profile, error or not: "USDT: ...
+#: profiler_start/stop" and, on a machine without a GPU, "gpuGetDeviceCount failed"
+_NATIVE_NOISE = re.compile(r"SyncActivityProfilerHandler|\] profiler_(start|stop)"
+                           r"|gpuGetDeviceCount failed|DeviceProperties\.cpp")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr():
+    """Hold back what C++ writes to stderr (fd 2) meanwhile; then pass on every line except
+    the profiler's known noise, so a real error still reaches the user."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no real fd 2 (an embedding host): nothing to filter
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError, ValueError):
+                sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            for line in held.read().decode(errors="replace").splitlines():
+                if line.strip() and not _NATIVE_NOISE.search(line):
+                    print(line, file=sys.stderr)
+
+
+def count_events(events, *, use_device: bool) -> tuple[int, int, float, float]:
+    """(host ops, device kernels, host self time us, kernel time us) of a profile."""
+    ops = kernels = 0
+    host_us = device_us = 0.0
+    for event in events:
+        device_type = getattr(event, "device_type", None)
+        if device_type is not None and getattr(device_type, "name", "CPU") != "CPU":
+            kernels += 1
+            device_us += float(getattr(event, "self_device_time_total", 0.0) or 0.0)
+        else:
+            ops += 1
+            host_us += float(event.self_cpu_time_total)
+    if use_device and kernels == 0:  # older torch: kernels only as the ops' device time
+        device_us = sum(_self_time(e, True) for e in events)
+    return ops, kernels, host_us, device_us
+
+
 def profile_training(trainer: Trainer, *, steps: int = 10, wait: int = 1, warmup: int = 2,
                      out_dir: str | Path | None = None, with_stack: bool = False,
                      record_shapes: bool = True, profile_memory: bool = True,
-                     top: int = 15) -> ProfileSummary:
+                     top: int = 15, tensorboard: bool = False) -> ProfileSummary:
     """Profile ``steps`` training steps of ``trainer`` after ``wait`` + ``warmup`` steps."""
     if steps < 1 or wait < 0 or warmup < 0:
         raise ConfigError("--steps must be >= 1, --wait and --warmup >= 0")
@@ -167,25 +222,28 @@ def profile_training(trainer: Trainer, *, steps: int = 10, wait: int = 1, warmup
     def on_trace_ready(prof) -> None:
         if out is None:
             return
-        # kineto saves a trace once: the TensorBoard handler writes it (a Chrome
-        # trace, in the folder layout TensorBoard's profiler plugin reads) and
-        # trace.json is a copy for Perfetto / chrome://tracing.
-        board = out / "tensorboard"
-        tensorboard_trace_handler(str(board), worker_name="fer")(prof)
-        newest = max(board.glob("fer.*.pt.trace.json"), key=lambda p: p.stat().st_mtime)
-        shutil.copyfile(newest, out / "trace.json")
-        traces.update(chrome=str(out / "trace.json"), tensorboard=str(board))
+        # one trace on disk: trace.json (Perfetto, chrome://tracing), or with
+        # tensorboard=True the same trace in the folder layout TensorBoard reads
+        if tensorboard:
+            board = out / "tensorboard"
+            tensorboard_trace_handler(str(board), worker_name="fer")(prof)
+            traces.update(tensorboard=str(board))
+        else:
+            prof.export_chrome_trace(str(out / "trace.json"))
+            traces.update(chrome=str(out / "trace.json"))
 
     needed = wait + warmup + steps
     prof = profile(activities=activities,
                    schedule=schedule(wait=wait, warmup=warmup, active=steps, repeat=1),
                    on_trace_ready=on_trace_ready, record_shapes=record_shapes,
                    profile_memory=profile_memory, with_stack=with_stack)
-    with prof:
-        done = trainer.run_steps(needed, on_step=lambda *_: prof.step())
-
-    total, shares, times, top_ops, top_alloc = summarize_events(
-        prof.events(), use_device=use_device, top=top)
+    with quiet_native_stderr():
+        with prof:
+            done = trainer.run_steps(needed, on_step=lambda *_: prof.step())
+        events = prof.events()
+    total, shares, times, top_ops, top_alloc = summarize_events(events, use_device=use_device,
+                                                                top=top)
+    ops, kernels, host_us, device_us = count_events(events, use_device=use_device)
     mem, mem_kind = peak_memory(device)
     summary = ProfileSummary(
         model=trainer.model_name, device=str(device), time_basis="device" if use_device else "cpu",
@@ -193,7 +251,10 @@ def profile_training(trainer: Trainer, *, steps: int = 10, wait: int = 1, warmup
         categories=shares, category_time_us=times,
         dominant_category=max(shares, key=shares.get), top_ops=top_ops,
         peak_memory_bytes=int(mem), peak_memory_kind=mem_kind, top_allocating_ops=top_alloc,
-        profiled_steps=done.steps, profiled_wall_s=done.wall_s, traces=traces,
+        profiled_steps=done.steps, profiled_wall_s=done.wall_s, ops_per_step=ops / steps,
+        kernels_per_step=kernels / steps if use_device else None,
+        host_ms_per_step=host_us / steps / 1000,
+        device_ms_per_step=device_us / steps / 1000 if use_device else None, traces=traces,
         config=trainer.config.to_dict(),
     )
     if out is not None:
@@ -217,6 +278,12 @@ def format_summary(summary: ProfileSummary) -> str:
     for cat, share in sorted(summary.categories.items(), key=lambda kv: -kv[1]):
         bar = "#" * round(40 * share)
         lines.append(f"  {cat:<15} {100 * share:5.1f}%  {bar}")
+    per_step = 1000 * summary.profiled_wall_s / max(summary.profiled_steps, 1)
+    lines += ["", f"time per step: {per_step:.1f} ms wall ({summary.profiled_steps} steps under "
+                  f"the profiler, which slows them), host ops {summary.host_ms_per_step:.1f} ms"
+              + (f", device kernels {summary.device_ms_per_step:.1f} ms, "
+                 f"{summary.kernels_per_step:,.0f} kernels" if summary.device_ms_per_step is not None
+                 else "") + f", {summary.ops_per_step:,.0f} ops per step"]
     lines += ["", f"dominant: {summary.dominant_category} "
                   f"({100 * summary.categories[summary.dominant_category]:.1f}% of {unit} time)",
               f"peak memory: {summary.peak_memory_bytes / 2**20:,.0f} MiB ({summary.peak_memory_kind})"]
@@ -225,3 +292,29 @@ def format_summary(summary: ProfileSummary) -> str:
             f"{a['name']} ({a['self_memory_bytes'] / 2**20:,.1f} MiB)"
             for a in summary.top_allocating_ops[:5]))
     return "\n".join(lines)
+
+
+def step_breakdown(trainer: Trainer, *, steps: int = 2, warmup: int = 1) -> dict:
+    """Where one training step's time goes, per category, from ``steps`` profiled steps
+    (after ``warmup``): what the perf suite stores as ``extra_info["step_breakdown"]``
+    after the timed epochs (it trains those steps: never call it inside a timed region)."""
+    import time
+
+    start = time.perf_counter()
+    summary = profile_training(trainer, steps=steps, wait=0, warmup=warmup, record_shapes=False,
+                               profile_memory=False, top=5)
+    cost = time.perf_counter() - start
+    return {
+        "steps": steps,
+        "time_basis": summary.time_basis,
+        "ms_per_step": {c: t / steps / 1000 for c, t in summary.category_time_us.items()},
+        "total_ms_per_step": summary.total_time_us / steps / 1000,
+        "ops_per_step": summary.ops_per_step,
+        "kernels_per_step": summary.kernels_per_step,
+        "host_ms_per_step": summary.host_ms_per_step,
+        "device_ms_per_step": summary.device_ms_per_step,
+        "wall_ms_per_step": 1000 * summary.profiled_wall_s / max(summary.profiled_steps, 1),
+        "top_ops": [{"name": o.name, "category": o.category, "ms_per_step": o.self_time_us / steps
+                     / 1000} for o in summary.top_ops],
+        "cost_s": cost,
+    }

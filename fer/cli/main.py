@@ -1,12 +1,12 @@
 """`fer`: the command line. The only place that parses argv or prints.
 
 One module per command (``fer.cli.train``, ``profile``, ``compare``,
-``report``, ``data``), each with ``register(subparsers, full)``. User mistakes
+``report``, ``dashboard``, ``data``), each with ``register(subparsers, full)``. User mistakes
 (bad flags, bad files) print one line on stderr and exit 2.
 
 The training flags are generated from TrainConfig's fields, whose choices come
 from registries that need torch to build; ``main`` gives full flags only to the
-command being run, so ``fer compare`` and ``fer report`` never import torch.
+command being run, so ``fer compare``, ``fer report`` and ``fer dashboard`` never import torch.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from fer.cli.args import EXIT_USAGE, Parser
 from fer.errors import FERError
 
-COMMANDS = ("train", "profile", "compare", "report", "data")
+COMMANDS = ("train", "profile", "compare", "report", "dashboard", "data")
 
 
 def build_parser(commands: Iterable[str] | None = None) -> Parser:

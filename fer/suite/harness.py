@@ -25,11 +25,14 @@ from fer.bench.records import SCHEMA, EpochRecord, summarize
 from fer.config import TrainConfig
 from fer.engine import build_trainer
 from fer.gpu import UtilizationSampler
+from fer.profiling import step_breakdown
+from fer.suite.calibration import Calibrator
 from fer.suite.experiments import Experiment, Machine, Params
 from fer.suite.scales import PerfScale
+from fer.suite.summary import note
 
 __all__ = ["base_config", "benchmark_epochs", "check_records", "extra_info", "machine",
-           "point_config", "run_point", "skip_reason", "summarize"]
+           "point_config", "replay_epochs", "run_point", "skip_reason", "summarize"]
 
 #: what every pose experiment starts from (hrnet_w18_small on stick figures)
 POSE_DEFAULTS = dict(task="pose", model="hrnet_w18_small", batch_size=32, learning_rate=1e-3)
@@ -99,11 +102,14 @@ def extra_info(*, experiment: str, params: Params, scale: PerfScale | None, reco
 
 def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, group: str,
                      params: Params | None = None, scale: PerfScale | None = None,
-                     extra: dict | None = None) -> tuple[list[EpochRecord], dict]:
+                     extra: dict | None = None, with_breakdown: bool = True
+                     ) -> tuple[list[EpochRecord], dict]:
     """Time ``config.epochs - 1`` epochs (after one warm-up) of one run; fill extra_info.
 
-    Returns the records (warm-up first) and the summary. An out-of-memory
-    error skips the test with its reason (the suite goes on).
+    After them (untimed) a few profiled steps give ``extra_info["step_breakdown"]``:
+    per-category time per step, ops and kernels per step, host vs device time, and
+    the profiling's own cost. Returns the records (warm-up first) and the summary. An
+    out-of-memory error skips the test with its reason (the suite goes on).
     """
     import pytest
 
@@ -111,16 +117,23 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
     trainer = None
     try:
         trainer = build_trainer(config, data=data)
+        calibrator = Calibrator(trainer.device)
 
-        def validate_previous() -> None:  # untimed: pedantic's setup
+        def validate_previous() -> None:
             if trainer.records:
                 trainer.validate(trainer.records[-1])
 
+        def between_rounds() -> None:  # untimed: pedantic's setup, before every round
+            validate_previous()
+            calibrator.sample()  # the machine's speed of the moment, beside each epoch
+
         benchmark.group = group
         with UtilizationSampler(trainer.device) as sampler:
-            benchmark.pedantic(trainer.train_epoch, setup=validate_previous, rounds=rounds,
+            benchmark.pedantic(trainer.train_epoch, setup=between_rounds, rounds=rounds,
                                warmup_rounds=1, iterations=1)
         validate_previous()
+        # untimed, after the timed rounds: where a step's time goes (fer compare's "why")
+        breakdown = step_breakdown(trainer) if with_breakdown else None
     except torch.cuda.OutOfMemoryError as exc:
         del trainer
         gc.collect()
@@ -133,13 +146,48 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         experiment=experiment, params=params or {}, scale=scale, records=records,
         config=config.to_dict(), plan=trainer.plan.to_dict(), model=trainer.model_name,
         device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
-        gpu_sampling=sampler.summary(), **(extra or {}))
+        gpu_sampling=sampler.summary(), calibration=calibrator.summary(),
+        step_breakdown=breakdown, **(extra or {}))
     benchmark.extra_info.update(info)
+    if type(benchmark).__module__.startswith("pytest_benchmark"):  # a real suite run
+        note(benchmark.name, info)
     stats = getattr(getattr(benchmark, "stats", None), "stats", None)
     expected = min(trainer.train_loader.num_images, trainer.steps_per_epoch * trainer.global_batch)
     check_records(records, expected_images=expected,
                   round_times=list(getattr(stats, "data", []) or []))
     return records, info["summary"]
+
+
+class _ReplayClock:
+    """pytest-benchmark's timer, advanced by epoch times measured elsewhere."""
+
+    __name__ = "fer.suite.harness.replayed_epoch_clock"
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def replay_epochs(benchmark, seconds: list[float]) -> None:
+    """Hand epoch times measured outside this process (inside torchrun's ranks, by the
+    engine's synchronised clock) to pytest-benchmark as its rounds, so that the benchmark's
+    statistics, ``fer compare`` and the gate see epochs — not the launch around them."""
+    if not seconds:
+        raise ValueError("no epoch times to replay")
+    clock, times = _ReplayClock(), iter(seconds)
+
+    def epoch() -> None:
+        clock.now += next(times)
+
+    timer = getattr(benchmark, "_timer", None)
+    benchmark._timer = clock  # the runner reads the fixture's timer when each round starts
+    try:
+        benchmark.pedantic(epoch, rounds=len(seconds), warmup_rounds=0, iterations=1)
+    finally:
+        if timer is not None:
+            benchmark._timer = timer
 
 
 def run_point(benchmark, experiment: Experiment, params: Params, scale: PerfScale, data, *,

@@ -1,0 +1,335 @@
+"""`fer dashboard`: a static, offline site of the benchmark history of one or more hardware classes.
+
+One folder, no server, no network and no JavaScript at view time: the charts are
+inline SVG (:mod:`fer.bench.svg`), every point a link to its run. It reads the
+same runs (:mod:`fer.bench.storage`), verdicts (:mod:`fer.bench.stats`), change
+points (:mod:`fer.bench.changepoints`) and report (:mod:`fer.bench.report`) as
+``fer compare`` and ``fer report``: nothing is parsed twice or measured again.
+
+    site/index.html                      every benchmark group's trend, per hardware class:
+                                         median epoch time and images/s per run, the noise
+                                         band, change points (dashed) and regressions (red ring)
+    site/<class>/comparison.html         the newest run against the runs before it
+    site/<class>/bench/<benchmark>.html  one benchmark: its runs (commit, date, machine,
+                                         rounds, calibration, step breakdown)
+    site/<class>/report/index.html       the newest run's `fer report`
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+
+from fer.atomic import atomic_open
+from fer.bench.changepoints import ChangePoint, history_change_points
+from fer.bench.render import short_name
+from fer.bench.stats import (
+    REGRESSED,
+    VERDICTS,
+    CompareError,
+    Comparison,
+    GateOptions,
+    calibration_s,
+    compare,
+    epoch_times,
+    throughputs,
+    wait_shares,
+)
+from fer.bench.storage import Run, load_history, machine_key
+from fer.bench.svg import Point, Series, line_chart
+
+CSS = """
+body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1180px; color: #222;
+       padding: 0 16px; }
+h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; border-bottom: 1px solid #ddd; }
+h3 { font-size: 15px; margin: 22px 0 6px; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13px; }
+td, th { border: 1px solid #ddd; padding: 3px 8px; text-align: right; }
+th { background: #f4f4f4; } td.name, th.name { text-align: left; }
+.regressed-row td { background: #fde8e8; } .improved-row td { background: #e8f6e8; }
+.inconclusive-row td { background: #f6f3e4; }
+.verdict-regressed { color: #c00; font-weight: 600; }
+.charts { display: flex; flex-wrap: wrap; gap: 8px; }
+svg text { font: 11px system-ui, sans-serif; fill: #333; } svg text.title { font-size: 13px;
+font-weight: 600; } svg .regressed { pointer-events: all; }
+.note { color: #555; } .summary { font-size: 15px; } a { color: #0b5cad; }
+nav a { margin-right: 14px; }
+"""
+
+
+@dataclass
+class ClassHistory:
+    """The runs of one hardware class and what the site shows of them."""
+
+    name: str
+    slug: str
+    runs: list[Run]
+    comparison: Comparison | None = None
+    comparison_error: str | None = None
+    change_points: list[ChangePoint] = field(default_factory=list)
+
+
+@dataclass
+class Site:
+    out: Path
+    pages: list[Path]
+    classes: list[ClassHistory]
+
+    @property
+    def regressions(self) -> int:
+        return sum(len(c.comparison.regressions) for c in self.classes if c.comparison)
+
+
+def slugify(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")[:80] or "x"
+
+
+def _page(title: str, body: str, depth: int = 0) -> str:
+    home = "../" * depth + "index.html"
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{escape(title)}</title><style>{CSS}</style></head><body>"
+            f"<nav><a href=\"{home}\">fer dashboard</a></nav><h1>{escape(title)}</h1>"
+            f"{body}</body></html>\n")
+
+
+def _write(path: Path, text: str, pages: list[Path]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    pages.append(path)
+
+
+def _run_label(run: Run) -> str:
+    commit = str((run.commit_info or {}).get("id") or "")[:7]
+    date = run.datetime[5:16].replace("T", " ") if run.datetime else ""
+    return " ".join(x for x in (commit, date) if x) or run.path.stem
+
+
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _bench_href(name: str, prefix: str = "") -> str:
+    return f"{prefix}bench/{slugify(short_name(name))}.html"
+
+
+def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str) -> str:
+    """The time and images/s charts of some benchmarks of one class."""
+    labels = [_run_label(r) for r in h.runs]
+    rows = {r.fullname: r for r in h.comparison.rows} if h.comparison else {}
+    steps: dict[str, list[ChangePoint]] = {}
+    for p in h.change_points:
+        steps.setdefault(p.benchmark, []).append(p)
+    last = len(h.runs) - 1
+    time_series, rate_series = [], []
+    for name in sorted(names, key=lambda n: [int(t) if t.isdigit() else t
+                                             for t in re.split(r"(\d+)", short_name(n))]):
+        time_pts, rate_pts = [], []
+        for i, run in enumerate(h.runs):
+            b = run.benchmarks.get(name)
+            if b is None:
+                continue
+            t, rate = _median(epoch_times(b)), _median(throughputs(b))
+            commit = str((run.commit_info or {}).get("id") or "")[:12] or run.path.name
+            tip = (f"{short_name(name)} | {commit} {run.datetime[:19]} | "
+                   f"{t:.4g} s/epoch" + (f", {rate:,.0f} img/s" if rate else ""))
+            href = f"{_bench_href(name, prefix)}#run-{i}"
+            row = rows.get(name)
+            bad = i == last and row is not None and row.verdict == REGRESSED
+            time_pts.append(Point(i, t, tip, href, regressed=bad))
+            if rate:
+                rate_pts.append(Point(i, rate, tip, href, regressed=bad))
+        row = rows.get(name)
+        noise = row.time.noise if row is not None and row.time.noise else None
+        band = (1 / (1 + 1.645 * noise), 1 + 1.645 * noise) if noise else None
+        cps = [(p.index, f"{100 * p.change:+.0f}% at {p.run}") for p in steps.get(name, [])]
+        time_series.append(Series(short_name(name), time_pts, band=band, steps=cps))
+        rate_series.append(Series(short_name(name), rate_pts))
+    time_chart = line_chart(time_series, labels, title=f"{title}: median epoch time",
+                            y_label="s per epoch (log)", band_label="noise band (90%)")
+    rate_chart = line_chart(rate_series, labels, title=f"{title}: images/s", log=False,
+                            y_label="images/s (from 0)", css_class="trend throughput")
+    return f'<div class="charts">{time_chart}{rate_chart}</div>'
+
+
+def _comparison_table(c: Comparison, prefix: str = "") -> str:
+    out = ['<table class="comparison"><tr><th class="name">benchmark</th><th>base s</th>'
+           '<th>new s</th><th>change</th><th>interval</th><th>noise</th><th>MDE</th>'
+           '<th class="name">verdict</th><th class="name">why</th></tr>']
+    for r in c.rows:
+        t = r.time
+        interval = (f"{100 * t.low:+.1f} … {100 * t.high:+.1f}%"
+                    if t.low is not None and t.high is not None else "-")
+        out.append(
+            f'<tr class="{r.verdict}-row"><td class="name"><a href="{_bench_href(r.fullname, prefix)}">'
+            f"{escape(short_name(r.fullname))}</a></td><td>{r.base_median:.4f}</td>"
+            f"<td>{r.new_median:.4f}</td><td>{100 * r.change:+.1f}%</td><td>{interval}</td>"
+            f"<td>{100 * (t.noise or 0):.1f}%</td><td>{100 * (t.mde or 0):.0f}%</td>"
+            f'<td class="name verdict-{r.verdict}">{r.verdict}</td>'
+            f'<td class="name">{escape(r.explanation or "")}</td></tr>')
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _summary(c: Comparison) -> str:
+    counts = ", ".join(f"{c.count(v)} {v}" for v in VERDICTS)
+    base = c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
+    return (f'<p class="summary">Newest run <b>{escape(c.candidate.label)}</b> against {base}: '
+            f"<b>{counts}</b> (threshold {100 * c.threshold:g}%).</p>")
+
+
+def _change_point_list(points: list[ChangePoint]) -> str:
+    if not points:
+        return '<p class="note">No change points in this history.</p>'
+    items = "".join(
+        f"<li><a href=\"{_bench_href(p.benchmark)}\">{escape(short_name(p.benchmark))}</a>: "
+        f"{100 * p.change:+.1f}% at {escape(p.run)} ({escape(p.datetime[:19])}), "
+        f"confidence {p.confidence:.3f}</li>" for p in sorted(points, key=lambda p: -p.index))
+    return f"<ul class=\"change-points\">{items}</ul>"
+
+
+def _breakdown_cells(b, categories: list[str]) -> str:
+    sb = b.extra_info.get("step_breakdown") if b is not None else None
+    if not isinstance(sb, dict):
+        return "".join("<td>-</td>" for _ in categories) + "<td>-</td>"
+    ms = sb.get("ms_per_step") or {}
+    per = sb.get("kernels_per_step") or sb.get("ops_per_step")
+    cells = "".join(f"<td>{float(ms.get(c) or 0):.2f}</td>" for c in categories)
+    return cells + (f"<td>{per:,.0f}</td>" if per is not None else "<td>-</td>")
+
+
+def _bench_page(h: ClassHistory, name: str) -> str:
+    runs_table = ['<table class="runs"><tr><th>#</th><th class="name">commit</th>'
+                  '<th class="name">date</th><th class="name">machine</th><th>rounds (s)</th>'
+                  "<th>median s</th><th>images/s</th><th>data wait</th><th>calibration s</th>"
+                  "<th>peak MiB</th></tr>"]
+    categories: list[str] = []
+    for run in h.runs:
+        b = run.benchmarks.get(name)
+        sb = b.extra_info.get("step_breakdown") if b is not None else None
+        if isinstance(sb, dict):
+            categories += [c for c in (sb.get("ms_per_step") or {}) if c not in categories]
+    breakdown = ['<table class="breakdown"><tr><th>#</th>' + "".join(
+        f"<th>{escape(c)} ms</th>" for c in categories) + "<th>kernels or ops /step</th></tr>"]
+    for i, run in enumerate(h.runs):
+        b = run.benchmarks.get(name)
+        if b is None:
+            continue
+        times = epoch_times(b)
+        wait = _median(wait_shares(b))
+        cal = calibration_s(b)
+        peaks = [r.get("peak_mem_bytes") for r in b.extra_info.get("records") or []
+                 if isinstance(r, dict) and r.get("peak_mem_bytes")]
+        rate = _median(throughputs(b))
+        runs_table.append(
+            f'<tr id="run-{i}"><td>{i}</td><td class="name">'
+            f'{escape(str((run.commit_info or {}).get("id") or "")[:12])}</td>'
+            f'<td class="name">{escape(run.datetime[:19])}</td>'
+            f'<td class="name">{escape(str(machine_key(run.machine_info)["hardware"]))}</td>'
+            f'<td>{", ".join(f"{t:.3f}" for t in times)}</td><td>{statistics.median(times):.4f}</td>'
+            f"<td>{f'{rate:,.0f}' if rate else '-'}</td>"
+            f"<td>{f'{100 * wait:.1f}%' if wait is not None else '-'}</td>"
+            f"<td>{f'{cal:.4f}' if cal else '-'}</td>"
+            f"<td>{f'{max(peaks) / 2**20:,.0f}' if peaks else '-'}</td></tr>")
+        if categories:
+            breakdown.append(f"<tr><td>{i}</td>{_breakdown_cells(b, categories)}</tr>")
+    body = [_group_charts(h, [name], prefix="../", title=short_name(name)),
+            "<h2>Runs</h2>", "\n".join(runs_table), "</table>"]
+    if categories:
+        body += ["<h2>Step breakdown (profiled steps after the timed epochs)</h2>",
+                 "\n".join(breakdown), "</table>"]
+    return "\n".join(body)
+
+
+def _report_page(h: ClassHistory, out: Path) -> str:
+    from fer.bench.report import ReportError, render_report
+
+    try:
+        report = render_report([h.runs[-1].path], out)
+    except (ReportError, CompareError) as exc:
+        return f'<p class="note">No report: {escape(str(exc))}</p>'
+    items = "".join(f"<li><b>{escape(k)}</b>: {escape(v)}</li>" for k, v in report.findings.items())
+    images = "".join(f'<h3>{escape(p.stem)}</h3><img src="{escape(p.name)}" alt="{escape(p.stem)}" '
+                     'style="max-width:100%">' for p in report.charts)
+    missing = (f'<p class="note">Not in this run: {escape(", ".join(report.missing))}</p>'
+               if report.missing else "")
+    return f"<p>From {escape(str(h.runs[-1].path.name))}.</p><ul>{items}</ul>{missing}{images}"
+
+
+def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int = 10,
+                    options: GateOptions | None = None) -> Site:
+    """Write the site for the runs under the ``history`` folders into ``out_dir``."""
+    runs: list[Run] = []
+    for folder in history:
+        runs += load_history(folder)
+    if not runs:
+        raise CompareError(f"{', '.join(map(str, history))}: no readable benchmark run")
+    classes: dict[str, list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.datetime, r.path.name)):
+        classes.setdefault(str(machine_key(run.machine_info)["hardware"]), []).append(run)
+    out = Path(out_dir)
+    pages: list[Path] = []
+    histories = []
+    for name, class_runs in sorted(classes.items()):
+        h = ClassHistory(name=name, slug=slugify(name), runs=class_runs)
+        if len(class_runs) >= 2:
+            earlier = class_runs[:-1][-last:] if last else class_runs[:-1]
+            try:
+                h.comparison = compare(earlier, class_runs[-1], options, allow_cross_machine=True)
+            except CompareError as exc:
+                h.comparison_error = str(exc)
+        if len(class_runs) >= 4:
+            h.change_points = history_change_points(class_runs)
+        histories.append(h)
+        folder = out / h.slug
+        names = sorted(set().union(*(r.benchmarks for r in class_runs)))
+        for bench in names:
+            _write(folder / _bench_href(bench),
+                   _page(f"{short_name(bench)} — {name}", _bench_page(h, bench), depth=2), pages)
+        if h.comparison:
+            _write(folder / "comparison.html",
+                   _page(f"Newest run — {name}", _summary(h.comparison)
+                         + _comparison_table(h.comparison), depth=1), pages)
+        _write(folder / "report" / "index.html",
+               _page(f"Report — {name}", _report_page(h, folder / "report"), depth=2), pages)
+
+    body = []
+    for h in histories:
+        prefix = f"{h.slug}/"
+        body.append(f"<h2>{escape(h.name)}</h2><p>{len(h.runs)} runs, "
+                    f"{escape(h.runs[0].datetime[:10])} to {escape(h.runs[-1].datetime[:10])}. "
+                    f'<a href="{prefix}report/index.html">Newest report</a>'
+                    + (f' · <a href="{prefix}comparison.html">Newest comparison</a>'
+                       if h.comparison else "") + "</p>")
+        if h.comparison:
+            body.append(_summary(h.comparison))
+            regressed = [r for r in h.comparison.rows if r.verdict == REGRESSED]
+            if regressed:
+                body.append('<p class="verdict-regressed">Regressed: ' + ", ".join(
+                    f'<a href="{_bench_href(r.fullname, prefix)}">{escape(short_name(r.fullname))}'
+                    f"</a> ({100 * r.change:+.1f}%)" for r in regressed) + "</p>")
+        elif h.comparison_error:
+            body.append(f'<p class="note">{escape(h.comparison_error)}</p>')
+        else:
+            body.append('<p class="note">One run: nothing to compare yet.</p>')
+        body.append("<h3>Change points</h3>" + _change_point_list(h.change_points).replace(
+            'href="bench/', f'href="{prefix}bench/'))
+        body.append('<p class="note">Each point is one run (hover: commit and numbers; click: the '
+                    "run's row on the benchmark's page). Shaded: the 90% noise band of each "
+                    "benchmark (run-to-run noise); dashed lines: change points; a red ring: "
+                    "regressed in the newest run.</p>")
+        groups: dict[str, list[str]] = {}
+        for run in h.runs:
+            for bname, b in run.benchmarks.items():
+                members = groups.setdefault(b.group or "ungrouped", [])
+                if bname not in members:
+                    members.append(bname)
+        for group, members in sorted(groups.items()):
+            body.append(f"<h3>{escape(group)}</h3>")
+            body.append(_group_charts(h, members, prefix=prefix, title=group))
+    _write(out / "index.html", _page("fer dashboard", "\n".join(body)), pages)
+    return Site(out=out, pages=pages, classes=histories)
+

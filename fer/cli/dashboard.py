@@ -1,0 +1,42 @@
+"""`fer dashboard`: the benchmark history as a static, offline web site."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    from fer.bench.dashboard import build_dashboard
+    from fer.bench.stats import GateOptions
+    from fer.bench.storage import CompareError
+    from fer.cli.compare import _check_plot_dir
+
+    if args.last < 0:
+        raise CompareError(f"--last {args.last}: must be >= 0 (0: every earlier run)")
+    out = _check_plot_dir(args.out).resolve()
+    site = build_dashboard(args.history, out, last=args.last,
+                           options=GateOptions(threshold=args.threshold))
+    runs = sum(len(c.runs) for c in site.classes)
+    print(f"wrote {len(site.pages)} pages for {runs} runs of {len(site.classes)} hardware "
+          f"class(es) into {out}/ ({site.regressions} regressed in the newest runs)")
+    print(f"open file://{out}/index.html, or serve the folder: python -m http.server -d {out}")
+    return 0
+
+
+def register(sub, full: bool = True) -> None:
+    p = sub.add_parser(
+        "dashboard", help="write the benchmark history as a static web site",
+        description="Write a static, offline site (HTML and inline SVG, no JavaScript) from "
+                    "folders of saved runs: every benchmark group's trend per hardware class "
+                    "(epoch time and images/s per run, the noise band, change points, "
+                    "regressions), a page per benchmark (its runs, rounds and step breakdown), "
+                    "the newest comparison and the newest report.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("history", nargs="+", metavar="HISTORY_DIR",
+                   help="folders of saved runs (e.g. .benchmarks/), one or more hardware classes")
+    p.add_argument("--out", default="site", metavar="DIR", help="the site's folder")
+    p.add_argument("--last", type=int, default=10,
+                   help="the newest run is compared with this many runs before it (0: all)")
+    p.add_argument("--threshold", type=float, default=0.05,
+                   help="the smallest change that matters, as a fraction")
+    p.set_defaults(func=cmd_dashboard)
