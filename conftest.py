@@ -10,5 +10,7 @@ pytest_plugins = ["fer.suite.plugin", "pytester"]
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Each test session parses into its own cache folder, never the user's."""
+    """Each test session parses into its own cache folder, and `fer train` writes its run
+    folders into the session's temporary folder, never the user's."""
     monkeypatch.setenv("FER_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "fer-cache"))
+    monkeypatch.setenv("FER_RUNS_DIR", str(tmp_path_factory.getbasetemp() / "fer-runs"))

@@ -26,6 +26,24 @@ def test_inspect_synthetic_json(capsys):
     assert sum(summary["class_counts"]["train"].values()) == summary["splits"]["train"]
 
 
+def test_inspect_uses_the_same_size_as_train(capsys):
+    """`fer data inspect synthetic` reports what `fer train` trains on this machine."""
+    from fer.config import TrainConfig
+
+    assert main(["data", "inspect", "synthetic", "--device", "cpu", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == TrainConfig().resolve(device="cpu").synthetic_size
+
+
+def test_preview_draws_a_grid_per_class(tmp_path, capsys):
+    out = tmp_path / "faces.png"
+    assert main(["data", "preview", "--synthetic-size", "140", "--per-class", "4",
+                 "--out", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "4 faces of each of 7 classes" in capsys.readouterr().out
+    assert main(["data", "preview", "--out", str(out / "x.png")]) == 2  # under a file
+
+
 def test_inspect_reports_skipped_rows(tmp_path, capsys):
     path = tmp_path / "fer2013.csv"
     write_fer_csv(path, n=4)
@@ -61,3 +79,26 @@ def test_user_errors_exit_2_without_traceback(argv, capsys, under_a_file):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.strip()
+
+
+def test_synth_out_under_a_file_is_refused_before_drawing(tmp_path, capsys):
+    (tmp_path / "f").write_text("x")
+    assert main(["data", "synth", "--out", str(tmp_path / "f" / "x.csv"), "--n", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "is a file, not a folder" in err and err.count("\n") == 1
+
+
+def test_skip_bad_rows_applies_to_ferplus_votes(tmp_path, capsys):
+    write_fer_csv(tmp_path / "fer2013.csv", n=3)
+    header = ("Usage,Image name,neutral,happiness,surprise,sadness,anger,disgust,fear,"
+              "contempt,unknown,NF\n")
+    (tmp_path / "votes.csv").write_text(
+        header + "Training,a,0,10,0,0,0,0,0,0,0,0\nPublicTest,b,nan,10,0,0,0,0,0,0,0,0\n"
+        "PrivateTest,c,0,10,0,0,0,0,0,0,0,0\n")
+    argv = ["data", "inspect", str(tmp_path / "fer2013.csv"), "--ferplus",
+            str(tmp_path / "votes.csv"), "--no-cache", "--json"]
+    assert main(argv) == 2
+    assert "votes.csv:3: vote counts must be finite" in capsys.readouterr().err
+    assert main([*argv, "--skip-bad-rows"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["images"] == 2 and summary["skipped"][0]["line"] == 3

@@ -36,6 +36,26 @@ def test_train_writes_metrics_json(tmp_path, capsys):
     assert "epoch  images" in text and "final validation accuracy" in text
 
 
+def test_train_prints_each_epoch_once_and_writes_a_run_folder(tmp_path, capsys):
+    runs = tmp_path / "runs"
+    argv = ["train", "--synthetic-size", "120", "--model", "test_efficientnet", "--epochs", "2",
+            "--device", "cpu", "--run-dir", str(runs)]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    rows = [line for line in text.splitlines() if line[:5].strip() in ("1", "2")]
+    assert len(rows) == 2 and rows[0].split()[0] == "1*"  # once each; the warm-up marked
+    assert "* epoch 1 includes the warm-up" in text
+    folder = next(runs.iterdir())
+    assert f"run folder: {folder}" in text.splitlines()[-1]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["plan"]["model"] == "test_efficientnet" and config["config"]["epochs"] == 2
+    csv_lines = (folder / "epochs.csv").read_text().splitlines()
+    assert csv_lines[0].startswith("epoch,images") and len(csv_lines) == 3
+    assert len(json.loads((folder / "metrics.json").read_text())["records"]) == 2
+    assert main([*argv[:-2], "--run-dir", "none"]) == 0  # and none at all when asked
+    assert len(list(runs.iterdir())) == 1
+
+
 def test_train_checkpoint_and_resume(tmp_path, capsys):
     ckpt = str(tmp_path / "ckpt")
     assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", ckpt]) == 0
@@ -76,3 +96,73 @@ def test_progress_bar_on_a_terminal(monkeypatch, capsys):
     assert main(["train", *TINY, "--device", "cpu", "--batch-size", "8"]) == 0
     bar = terminal.getvalue()
     assert "epoch 1/1" in bar and "img/s, data-wait" in bar
+
+
+# ---------------------------------------------------------- hostile input --
+
+def _exit(argv):
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return exc.code
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if training starts: every check below must fire before it."""
+    from fer.engine import Trainer
+
+    def fit(self, *a, **k):
+        raise AssertionError("training started")
+    monkeypatch.setattr(Trainer, "fit", fit)
+
+
+@pytest.mark.parametrize("extra,match", [
+    (["--image-size", "10000"], "--image-size 10000 is above 640"),
+    (["--drop-rate", "1.5"], "--drop-rate must be in [0, 1)"),
+    (["--model", "hrnet_w18_small"], "is a pose backbone; pass --task pose"),
+    (["--task", "pose", "--ferplus", "x.csv"], "--ferplus applies to --task fer"),
+    (["--coco-images", "."], "--coco-images applies to --task pose"),
+    (["--learning-rate", "inf"], "--learning-rate must be > 0 and finite"),
+    (["--learning-rate", "nan"], "--learning-rate must be > 0 and finite"),
+    (["--metrics-json", "FILE/m.json"], "is a file, not a folder"),
+    (["--checkpoint-dir", "FILE/ck"], "is a file, not a folder"),
+])
+def test_bad_flags_fail_before_training(tmp_path, capsys, no_training, extra, match):
+    (tmp_path / "FILE").write_text("x")
+    extra = [e.replace("FILE", str(tmp_path / "FILE")) for e in extra]
+    assert _exit(["train", *TINY, "--device", "cpu", *extra]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_fresh_run_over_a_checkpoint_needs_resume_or_overwrite(tmp_path, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", ckpt]) == 0
+    before = (tmp_path / "ckpt" / "last.pt").read_bytes()
+    assert _exit(["train", *TINY, "--device", "cpu", "--checkpoint-dir", ckpt]) == 2
+    err = capsys.readouterr().err
+    assert "holds a checkpoint after epoch 1" in err and "--overwrite" in err
+    assert (tmp_path / "ckpt" / "last.pt").read_bytes() == before  # untouched
+    tiny2 = [a if a != "1" else "2" for a in TINY]
+    assert _exit(["train", *tiny2, "--device", "cpu", "--checkpoint-dir", ckpt, "--resume",
+                  "--optimizer", "sgd"]) == 2
+    assert "--optimizer sgd (checkpoint: adam)" in capsys.readouterr().err
+    assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", ckpt,
+                 "--overwrite"]) == 0
+
+
+def test_resume_with_a_new_learning_rate_uses_and_reports_it(tmp_path, caplog):
+    import logging
+
+    ckpt = str(tmp_path / "ckpt")
+    out = tmp_path / "m.json"
+    assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", ckpt]) == 0
+    tiny2 = [a if a != "1" else "2" for a in TINY]
+    with caplog.at_level(logging.INFO):
+        assert main(["train", *tiny2, "--device", "cpu", "--checkpoint-dir", ckpt, "--resume",
+                     "--learning-rate", "0.0042", "--metrics-json", str(out)]) == 0
+    assert "lr 0.0042" in caplog.text
+    payload = json.loads(out.read_text())
+    assert payload["plan"]["lr"] == 0.0042
+    assert payload["records"][-1]["lr"] == pytest.approx(0.0042)  # in force, not only claimed

@@ -1,6 +1,7 @@
-"""The regression gate end to end, driven through pytest itself (pytester):
-save a baseline, rerun unchanged (passes), rerun with an injected slowdown (fails).
-Also: machine info in the JSON and storage partitioned by hardware class."""
+"""The perf suite's plugin driven through pytest itself (pytester): machine info, the
+calibration and step breakdown in the JSON, storage partitioned by hardware class, the
+suite's own terminal summary, and pytest-benchmark's own compare-fail still working.
+(fer compare's gate end to end: test_gate.py.)"""
 
 import json
 
@@ -51,9 +52,13 @@ def _run(pytester, *args):
 
 
 @pytest.mark.slow
-def test_gate_passes_unchanged_and_fails_on_slowdown(gate_project, tmp_path):
+def test_saved_run_summary_and_pytest_benchmark_compare(gate_project, tmp_path):
     first = _run(gate_project, "--benchmark-autosave", "--benchmark-save-data")
     assert first.ret == 0, first.stdout.str()
+    out = first.stdout.str()
+    # the suite's own summary: the experiment's table, then the next commands
+    assert "fer perf suite" in out and "epoch s" in out and "data wait" in out
+    assert "fer compare --history" in out and "fer report" in out
     saved = list((gate_project.path / ".benchmarks").rglob("*.json"))
     assert len(saved) == 1
     # runs are stored per hardware class, so a compare never crosses machines
@@ -64,12 +69,12 @@ def test_gate_passes_unchanged_and_fails_on_slowdown(gate_project, tmp_path):
     assert {"torch", "torchvision", "timm", "python"} <= set(fer_info)
     bench = payload["benchmarks"][0]
     assert bench["group"] == "gate" and len(bench["stats"]["data"]) == 3
-    assert len(bench["extra_info"]["records"]) == 4  # a warm-up and 3 timed epochs
+    extra = bench["extra_info"]
+    assert len(extra["records"]) == 4  # a warm-up and 3 timed epochs
+    assert len(extra["calibration"]["samples_s"]) == 4  # the reference workload, each round
+    assert extra["step_breakdown"]["ms_per_step"]["convolution"] > 0
 
     gate = ("--benchmark-compare", "--benchmark-compare-fail=median:50%")
-    unchanged = _run(gate_project, *gate)
-    assert unchanged.ret == 0, unchanged.stdout.str()
-
     slower = _run(gate_project, "-p", "slowdown", *gate)
     assert slower.ret != 0
     output = slower.stdout.str() + slower.stderr.str()
@@ -105,3 +110,22 @@ def test_interrupted_run_keeps_finished_benchmarks(pytester):
     assert result.ret == 2  # interrupted
     saved = json.loads((pytester.path / "out.json").read_text())
     assert [b["name"] for b in saved["benchmarks"]] == ["test_a_finished"]
+
+
+# ------------------------------------------- options checked up front --
+
+@pytest.mark.parametrize("args,match", [
+    (["--perf-rounds", "0"], "--perf-rounds 0: must be >= 1"),
+    (["--perf-rounds", "-3", "--collect-only"], "--perf-rounds -3: must be >= 1"),
+    (["--benchmark-storage", "AFILE"], "AFILE is a file, not a folder"),
+    (["--benchmark-storage", "file://AFILE/runs"], "AFILE is a file, so no folder"),
+])
+def test_bad_perf_options_are_one_usage_error_before_any_test(pytester, args, match):
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
+    pytester.makepyfile(test_x="def test_never_runs(): raise AssertionError('ran')")
+    (pytester.path / "AFILE").write_text("not a folder")
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert match in err and "Traceback" not in err and "ran" not in result.stdout.str()
+    assert len([line for line in err.splitlines() if line.strip()]) == 1

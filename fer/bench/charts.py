@@ -1,4 +1,4 @@
-"""Charts (matplotlib, Agg): one per report section, and run-over-run trends.
+"""Charts (matplotlib, Agg): one per report section (trends of a history: fer.bench.trends).
 
 Each section chart takes the benchmarks of its experiments and the output
 folder and returns ``(png path, one-line finding)``; the finding states what
@@ -14,8 +14,7 @@ from pathlib import Path
 
 from fer.atomic import atomic_open
 from fer.bench.derived import ScalingPoint, scaling_points, speedup
-from fer.bench.render import short_name
-from fer.bench.storage import Bench, Run
+from fer.bench.storage import Bench
 
 Chart = Callable[[Sequence[Bench], Path], tuple[Path, str]]
 
@@ -52,29 +51,79 @@ def _nan(values: list[float | None]) -> list[float]:
 
 # ------------------------------------------------------------ sections --
 
+def _timed_walls(b: Bench) -> list[float]:
+    timed = [r.wall_s for r, raw in zip(b.records, b.extra_info.get("records") or [])
+             if not (isinstance(raw, dict) and raw.get("warmup"))]
+    return timed or [r.wall_s for r in b.records[1:]] or [b.median]
+
+
+def _caveat(entries: Sequence[Bench]) -> str | None:
+    """A line for the chart when the run was at smoke scale (a tiny model on a CPU)."""
+    scale = next((b.extra_info.get("scale") for b in entries if b.extra_info.get("scale")), None)
+    if isinstance(scale, dict) and scale.get("name") == "smoke":
+        return (f"smoke scale ({scale.get('model')}, {scale.get('device')}): a check that the "
+                "suite runs, not the study's regime")
+    return None
+
+
+def _note(fig, text: str | None) -> None:
+    if text:
+        fig.text(0.01, 0.01, text, fontsize=8, color="#a33", ha="left", va="bottom")
+
+
+_STYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
 def optimizer(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    """Loss and validation accuracy per epoch (lines told apart by style and marker, so no
+    optimizer hides under another), and the cost of a step: what the suite times."""
     plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(14, 4.4),
+                                        gridspec_kw={"width_ratios": [1, 1, 0.8]})
     best = None
-    for b in sorted(entries, key=lambda b: b.params.get("optimizer", b.name)):
+    ordered = sorted(entries, key=lambda b: b.params.get("optimizer", b.name))
+    curves: dict[tuple, str] = {}
+    for i, b in enumerate(ordered):
         name = b.params.get("optimizer", b.name)
+        key = tuple(round(r.loss, 9) for r in b.records)
+        label = name if key not in curves else f"{name} (same curve as {curves[key]})"
+        curves.setdefault(key, name)
+        style = dict(linestyle=_STYLES[i % len(_STYLES)], marker=_MARKERS[i % len(_MARKERS)],
+                     markersize=5, label=label)
         epochs = range(1, len(b.records) + 1)
-        ax1.plot(epochs, [r.loss for r in b.records], marker="o", label=name)
+        ax1.plot(epochs, [r.loss for r in b.records], **style)
         vals = _val_curve(b)
-        ax2.plot(epochs, _nan(vals), marker="o", label=name)
+        ax2.plot(epochs, _nan(vals), **style)
         final = vals[-1] if vals else None
         if final is not None and (best is None or final > best[1]):
             best = (name, final)
+    walls = [_timed_walls(b) for b in ordered]
+    medians = [sorted(w)[len(w) // 2] for w in walls]
+    lows = [m - min(w) for m, w in zip(medians, walls)]
+    highs = [max(w) - m for m, w in zip(medians, walls)]
+    names = [b.params.get("optimizer", b.name) for b in ordered]
+    ax3.barh(names[::-1], medians[::-1], xerr=[lows[::-1], highs[::-1]], color="tab:cyan",
+             capsize=3)
+    ax3.set(xlabel="median epoch time, s (bars: min-max)", title="What an epoch costs")
+    ax3.set_xlim(left=0)
     ax1.set(xlabel="epoch", ylabel="training loss", title="Training loss per epoch")
     ax2.set(xlabel="epoch", ylabel="validation accuracy", title="Validation accuracy per epoch")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         _integer_ticks(ax.xaxis)
-    ax2.legend(fontsize=8)
-    fig.tight_layout()
+    ax3.grid(axis="x", alpha=0.3)
+    ax2.legend(fontsize=8, ncol=2)
+    caveat = _caveat(entries)
+    if caveat:
+        caveat += f"; {len(entries[0].records)} epochs rank optimizers by noise as much as by merit"
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.04 if caveat else 0, 1, 1))
     path = _save(fig, out / "optimizer.png")
+    cheapest = names[medians.index(min(medians))]
     finding = (f"{best[0]} reached the best validation accuracy ({best[1]:.3f} after "
-               f"{len(entries[0].records)} epochs) of {len(entries)} optimizers."
+               f"{len(entries[0].records)} epochs) of {len(entries)} optimizers; the cheapest "
+               f"epoch was {cheapest}'s ({min(medians):.3f} s vs {max(medians):.3f} s)."
                if best else "no optimizer recorded a validation accuracy.")
     return path, finding
 
@@ -84,61 +133,92 @@ def _workers_text(n: int) -> str:
 
 
 def workers(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    """The data-wait share and images/s per worker count: both axes from zero, each in its
+    line's colour, both extremes marked (they need not fall on the same count)."""
     plt = _plt()
     pts = sorted((b.params.get("num_workers", 0), b.summary["median_data_wait_share"],
                   b.summary["median_images_per_s"]) for b in entries)
     counts, share, rate = zip(*pts)
-    fig, ax1 = plt.subplots(figsize=(7.5, 4.2))
-    ax1.plot(counts, [100 * s for s in share], marker="o", color="tab:red",
-             label="data-wait share")
-    ax1.set(xlabel="DataLoader num_workers", ylabel="data-wait share of the epoch (%)",
-            title="Data loading vs workers")
+    wait_color, rate_color = "tab:red", "tab:blue"
+    fig, ax1 = plt.subplots(figsize=(8, 4.4))
+    ax1.plot(counts, [100 * s for s in share], marker="o", color=wait_color,
+             label="data-wait share (%)")
+    ax1.set_xlabel("DataLoader num_workers")
+    ax1.set_ylabel("data-wait share of the epoch (%)", color=wait_color)
+    ax1.tick_params(axis="y", colors=wait_color)
+    ax1.set_ylim(0, max(100 * max(share) * 1.25, 1))
+    ax1.set_title("Data loading vs workers")
     ax2 = ax1.twinx()
-    ax2.plot(counts, rate, marker="s", color="tab:blue", label="images/s")
-    ax2.set_ylabel("images/s")
-    best = min(pts, key=lambda p: p[1])
-    ax1.axvline(best[0], color="grey", linestyle="--")
-    ax1.annotate(f"lowest wait: {_workers_text(best[0])}", (best[0], 100 * best[1]),
-                 textcoords="offset points", xytext=(8, 12), fontsize=9)
+    ax2.plot(counts, rate, marker="s", color=rate_color, label="images/s")
+    ax2.set_ylabel("images/s", color=rate_color)
+    ax2.tick_params(axis="y", colors=rate_color)
+    ax2.set_ylim(0, max(rate) * 1.25)
+    lowest = min(pts, key=lambda p: p[1])
+    fastest = max(pts, key=lambda p: p[2])
+    ax1.annotate(f"lowest wait: {_workers_text(lowest[0])}", (lowest[0], 100 * lowest[1]),
+                 textcoords="offset points", xytext=(6, -16), fontsize=9, color=wait_color)
+    ax2.annotate(f"most images/s: {_workers_text(fastest[0])}", (fastest[0], fastest[2]),
+                 textcoords="offset points", xytext=(6, 8), fontsize=9, color=rate_color)
     ax1.set_xscale("symlog", base=2)
     ax1.set_xticks(counts, [str(w) for w in counts])
     ax1.grid(alpha=0.3)
-    fig.legend(loc="upper right", fontsize=8, bbox_to_anchor=(0.88, 0.88))
-    fig.tight_layout()
+    fig.legend(loc="upper center", fontsize=8, ncol=2, bbox_to_anchor=(0.5, 0.9))
+    caveat = _caveat(entries)
+    _note(fig, caveat and caveat + f"; {entries[0].extra_info.get('scale', {}).get('device')} "
+                                   "cores bound the useful worker count")
+    fig.tight_layout(rect=(0, 0.04 if caveat else 0, 1, 1))
     path = _save(fig, out / "workers.png")
-    fastest = max(pts, key=lambda p: p[2])
-    finding = (f"the data-wait share was lowest with {_workers_text(best[0])} "
-               f"({100 * best[1]:.1f}% of the epoch, {100 * pts[0][1]:.1f}% with "
+    finding = (f"the data-wait share was lowest with {_workers_text(lowest[0])} "
+               f"({100 * lowest[1]:.1f}% of the epoch, {100 * pts[0][1]:.1f}% with "
                f"{_workers_text(pts[0][0])}); throughput peaked at {_workers_text(fastest[0])} "
                f"({fastest[2]:,.0f} images/s).")
     return path, finding
 
 
 def precision(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    """Median epoch time per precision and memory format, the timed epochs' range as error
+    bars, the speed-up over fp32 (NCHW) written on each bar."""
     plt = _plt()
+    from matplotlib.patches import Patch
+
     order = {"fp32": 0, "amp_fp16": 1, "amp_bf16": 2}
     rows = sorted(((b.params.get("precision", "?"), bool(b.params.get("channels_last")),
-                    b.summary["median_wall_s"]) for b in entries),
+                    b.summary["median_wall_s"], _timed_walls(b)) for b in entries),
                   key=lambda r: (order.get(r[0], 9), r[1]))
-    base = {cl: t for p, cl, t in rows if p == "fp32"}
-    labels = [f"{p}{' +CL' if cl else ''}" for p, cl, _ in rows]
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    bars = ax.bar(labels, [t for _, _, t in rows],
-                  color=["tab:grey" if p == "fp32" else "tab:green" for p, _, _ in rows])
-    for bar, (_, cl, t) in zip(bars, rows):
+    base = {cl: t for p, cl, t, _ in rows if p == "fp32"}
+    labels = [f"{p}{' +CL' if cl else ''}" for p, cl, _, _ in rows]
+    colors = {"fp32": "tab:grey", "amp_fp16": "tab:orange", "amp_bf16": "tab:green"}
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    times = [t for _, _, t, _ in rows]
+    err = [[t - min(w) for _, _, t, w in rows], [max(w) - t for _, _, t, w in rows]]
+    bars = ax.bar(labels, times, yerr=err, capsize=4,
+                  color=[colors.get(p, "tab:blue") for p, _, _, _ in rows],
+                  hatch=None, edgecolor=["black" if cl else "none" for _, cl, _, _ in rows])
+    for bar, (_, cl, t, _), top in zip(bars, rows, err[1]):
         ref = base.get(False) or base.get(cl)
-        if ref:
-            ax.annotate(f"{speedup(ref, t):.2f}x", (bar.get_x() + bar.get_width() / 2, t),
-                        ha="center", va="bottom", fontsize=9)
-    ax.set(ylabel="median epoch time (s)",
-           title="Epoch time by precision (speed-up vs fp32, NCHW; +CL: channels_last)")
+        if ref:  # above the error bar, not on it
+            ax.annotate(f"{speedup(ref, t):.2f}x", (bar.get_x() + bar.get_width() / 2, t + top),
+                        textcoords="offset points", xytext=(0, 4), ha="center", fontsize=9)
+    ax.set(ylabel="median epoch time, s (bars: min-max)",
+           title="Epoch time by precision (speed-up vs fp32 NCHW)")
+    ax.set_ylim(0, max(t + e for t, e in zip(times, err[1])) * 1.2)
+    ax.legend(handles=[Patch(color=c, label=p) for p, c in colors.items()]
+              + [Patch(facecolor="white", edgecolor="black", label="+CL: channels_last")],
+              fontsize=8, loc="upper left")
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    device = next((str((b.extra_info.get("plan") or {}).get("device_type")
+                       or b.extra_info.get("device") or "") for b in entries), "")
+    caveat = _caveat(entries)
+    if device.startswith("cpu"):
+        caveat = ((caveat + "\n") if caveat else "") + ("on a CPU, autocast has no fast fp16/bf16 "
+                                                         "kernels: not the GPU's story")
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.08 if caveat else 0, 1, 1))
     path = _save(fig, out / "precision.png")
     fp32 = base.get(False)
     parts = [f"{p}{' + channels_last' if cl else ''} {speedup(fp32, t):.2f}x"
-             for p, cl, t in rows if fp32 and (p != "fp32" or cl)]
+             for p, cl, t, _ in rows if fp32 and (p != "fp32" or cl)]
     finding = ("epoch-time speed-up over fp32: " + ", ".join(parts) + "."
                if parts else "no fp32 baseline to compare against.")
     return path, finding
@@ -158,9 +238,11 @@ def profiler(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     fig.tight_layout()
     path = _save(fig, out / "profiler.png")
     dom = extra.get("dominant_category") or (items[0][0] if items else "?")
+    ratio = extra.get("overhead_ratio")
+    slowed = (f"; the profiler slowed a step {ratio:.2f}x" if isinstance(ratio, (int, float))
+              else "; the profiler's overhead was not recorded")
     finding = (f"{dom} dominates the profile ({100 * shares.get(dom, 0):.1f}% of "
-               f"{basis} time); the profiler slowed a step "
-               f"{extra.get('overhead_ratio', float('nan')):.2f}x.")
+               f"{basis} time){slowed}." if items else "the profile holds no op categories.")
     return path, finding
 
 
@@ -273,6 +355,17 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     return path, finding
 
 
+#: the summary figures each section's chart reads from every benchmark (``Bench.summary``,
+#: which completes a stored summary from the records): a benchmark lacking one is left out
+#: of the chart and listed in the report, never a KeyError
+SECTION_NEEDS: dict[str, tuple[str, ...]] = {
+    "workers": ("median_data_wait_share", "median_images_per_s"),
+    "precision": ("median_wall_s",),
+    "batch_size": ("median_wall_s",),
+    "pose": ("median_wall_s",),
+    "loader": ("median_images_per_s", "median_data_wait_share"),
+}
+
 #: the chart of each report section (fer.suite.experiments.SECTIONS)
 SECTION_CHARTS: dict[str, Chart] = {
     "optimizer": optimizer,
@@ -285,31 +378,3 @@ SECTION_CHARTS: dict[str, Chart] = {
     "pose": pose,
 }
 
-
-# --------------------------------------------------------------- trends --
-
-def plot_trends(runs: list[Run], out_dir: str | Path) -> list[Path]:
-    """One PNG per benchmark group: median epoch time of each benchmark over the runs."""
-    plt = _plt()
-    out_dir = Path(out_dir)
-    groups: dict[str, dict[str, list[tuple[int, float]]]] = {}
-    for i, run in enumerate(runs):
-        for b in run.benchmarks.values():
-            groups.setdefault(b.group or "ungrouped", {}).setdefault(
-                short_name(b.fullname), []).append((i, b.median))
-    written = []
-    for group, series in sorted(groups.items()):
-        fig, ax = plt.subplots(figsize=(8, 4.5))
-        for name, points in sorted(series.items()):
-            xs, ys = zip(*points)
-            ax.plot(xs, ys, marker="o", label=name)
-        ax.set_xticks(range(len(runs)))
-        ax.set_xticklabels([r.path.stem[:18] for r in runs], rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("median epoch time (s)")
-        ax.set_title(f"{group}: median epoch time per run")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in group)
-        written.append(_save(fig, out_dir / f"trend_{safe}.png"))
-    return written

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 from fer.cli.args import Parser, add_config_flags, config_from_args, positive_int
-from fer.errors import FERDataError
 
 
 def _load_from_args(args, source: str):
@@ -55,17 +52,54 @@ def _cmd_data_inspect(args) -> int:
 
 
 def _cmd_data_synth(args) -> int:
+    from fer.atomic import check_output_path
     from fer.data import make_synthetic_faces
     from fer.data.export import write_fer2013_csv
 
-    parent = Path(args.out).resolve().parent
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), parent)
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise FERDataError(f"--out {args.out}: cannot write under {existing}; choose another path")
+    check_output_path(args.out, "--out")  # before drawing: nothing is lost at the end
     data = make_synthetic_faces(args.n, seed=args.seed, imbalance=args.imbalance)
     write_fer2013_csv(data, args.out)
     print(f"wrote {len(data)} synthetic faces to {args.out} "
           f"({', '.join(f'{k} {v}' for k, v in data.split_sizes().items())})")
+    return 0
+
+
+def _cmd_data_preview(args) -> int:
+    """A grid of faces per class: what the model is shown."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from fer.atomic import atomic_open, check_output_path
+    from fer.errors import FERDataError
+
+    check_output_path(args.out, "--out")
+    if args.per_class < 1:
+        raise FERDataError(f"--per-class {args.per_class}: must be >= 1")
+    data = _load_from_args(args, args.source)
+    if not data.has_labels:
+        raise FERDataError(f"{data.source}: has no labels, so no faces per class to show")
+    classes = list(data.class_names)
+    fig, axes = plt.subplots(len(classes), args.per_class, squeeze=False,
+                             figsize=(args.per_class * 1.05, len(classes) * 1.15))
+    for row, name in enumerate(classes):
+        picks = np.flatnonzero(data.labels == row)[:args.per_class]
+        for col in range(args.per_class):
+            ax = axes[row][col]
+            ax.axis("off")
+            if col < len(picks):
+                ax.imshow(data.images[picks[col]], cmap="gray", vmin=0, vmax=255)
+        axes[row][0].set_title(f"{name} ({int((data.labels == row).sum()):,})", fontsize=8,
+                               loc="left")
+    fig.suptitle(f"{data.source}: the first {args.per_class} faces of each class", fontsize=9)
+    fig.tight_layout()
+    with atomic_open(args.out) as f:
+        fig.savefig(f, format="png", dpi=100)
+    plt.close(fig)
+    print(f"wrote {args.out}: {args.per_class} faces of each of {len(classes)} classes "
+          f"from {data.source}")
     return 0
 
 
@@ -84,6 +118,20 @@ def register(sub, full: bool = True) -> None:
                          help="parse the file again, ignore the cache")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(func=_cmd_data_inspect)
+
+    preview = data_sub.add_parser(
+        "preview", help="save a grid of faces per class as a PNG",
+        description="Draw the first faces of each class of a data source (the built-in "
+                    "synthetic faces by default) into one PNG: a look at what is trained on.")
+    preview.add_argument("source", nargs="?", default="synthetic",
+                         help="fer2013.csv, an image folder, or 'synthetic'")
+    preview.add_argument("--out", default="faces.png", help="the PNG to write")
+    preview.add_argument("--per-class", type=int, default=10, help="faces per class")
+    if full:
+        add_config_flags(preview, "data")
+    preview.add_argument("--no-cache", action="store_true",
+                         help="parse the file again, ignore the cache")
+    preview.set_defaults(func=_cmd_data_preview)
 
     synth = data_sub.add_parser(
         "synth", help="write synthetic faces as a fer2013.csv-format file",

@@ -11,20 +11,30 @@ log = logging.getLogger("fer.profile")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from fer.atomic import check_output_path
     from fer.engine import build_trainer
     from fer.profiling import format_summary, profile_training
 
     config = config_from_args(args)
+    if args.out:  # checked before any work: the profile is never lost at the end
+        check_output_path(args.out, "--out", folder=True)
     trainer = build_trainer(config)
     log.info("profiling %s on %s: %d wait + %d warm-up + %d active steps, batch %d, %s",
              trainer.model_name, trainer.device, args.wait, args.warmup, args.steps,
              trainer.global_batch, config.precision)
     summary = profile_training(trainer, steps=args.steps, wait=args.wait, warmup=args.warmup,
-                               out_dir=args.out, with_stack=args.with_stack, top=args.top)
+                               out_dir=args.out, with_stack=args.with_stack, top=args.top,
+                               tensorboard=args.tensorboard)
     print(format_summary(summary))
     if args.out:
-        print(f"\nwrote {args.out}/profile.json, {args.out}/trace.json (open in "
-              f"https://ui.perfetto.dev or chrome://tracing) and {args.out}/tensorboard/")
+        print(f"\nwrote {args.out}/profile.json (the summary above, as JSON)")
+        if "chrome" in summary.traces:
+            print(f"wrote {summary.traces['chrome']}: open https://ui.perfetto.dev and drop the "
+                  "file in (or chrome://tracing); the ranges data_wait, forward, backward and "
+                  "optimizer_step show fer's split of each ProfilerStep")
+        if "tensorboard" in summary.traces:
+            print(f"wrote {summary.traces['tensorboard']}/: pip install tensorboard "
+                  f"torch-tb-profiler, then tensorboard --logdir {summary.traces['tensorboard']}")
     return 0
 
 
@@ -41,7 +51,10 @@ def register(sub, full: bool = True) -> None:
     g.add_argument("--wait", type=int, default=1, help="steps skipped before recording")
     g.add_argument("--warmup", type=int, default=2, help="steps traced but discarded")
     g.add_argument("--out", default="profile", metavar="DIR",
-                   help="folder for profile.json, trace.json and tensorboard/")
+                   help="folder for profile.json and the trace")
+    g.add_argument("--tensorboard", action="store_true",
+                   help="write the trace in TensorBoard's layout (tensorboard/) instead of "
+                        "trace.json")
     g.add_argument("--with-stack", action="store_true", help="record Python stacks (slower)")
     g.add_argument("--top", type=int, default=15, help="ops in the table")
     if full:

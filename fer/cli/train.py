@@ -34,17 +34,59 @@ def _fmt_mem(n: int) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+HEAD = (f"{'epoch':>7} {'images':>7} {'wall s':>7} {'wait %':>6} {'img/s':>8} "
+        f"{'loss':>7} {'train':>6} {'val':>6} {'peak mem':>10}")
+
+
+def table_row(r, note: str = "") -> str:
+    val = f"{r.val_acc:6.3f}" if r.val_acc is not None else f"{'-':>6}"
+    return (f"{r.epoch + 1:>5}{note:<2} {r.images:>7} {r.wall_s:>7.2f} "
+            f"{100 * r.data_wait_share:>6.1f} {r.images_per_s:>8.0f} {r.loss:>7.4f} "
+            f"{r.train_acc:>6.3f} {val} {_fmt_mem(r.peak_mem_bytes):>10}")
+
+
 def print_table(records, stream=None) -> None:
     stream = stream or sys.stdout
-    head = (f"{'epoch':>5} {'images':>7} {'wall s':>7} {'wait %':>6} {'img/s':>8} "
-            f"{'loss':>7} {'train':>6} {'val':>6} {'peak mem':>10}")
-    print(head, file=stream)
-    print("-" * len(head), file=stream)
+    print(HEAD, file=stream)
+    print("-" * len(HEAD), file=stream)
     for r in records:
-        val = f"{r.val_acc:6.3f}" if r.val_acc is not None else f"{'-':>6}"
-        print(f"{r.epoch + 1:>5} {r.images:>7} {r.wall_s:>7.2f} {100 * r.data_wait_share:>6.1f} "
-              f"{r.images_per_s:>8.0f} {r.loss:>7.4f} {r.train_acc:>6.3f} {val} "
-              f"{_fmt_mem(r.peak_mem_bytes):>10}", file=stream)
+        print(table_row(r, "*" if r.epoch == 0 else ""), file=stream)
+
+
+class RunFolder:
+    """``runs/<time>-<model>/``: config.json at the start, a row of epochs.csv as each epoch
+    finishes (a killed run keeps what it measured), metrics.json at the end."""
+
+    FIELDS = ("epoch", "images", "steps", "wall_s", "data_wait_s", "compute_s", "data_wait_share",
+              "images_per_s", "loss", "train_acc", "val_loss", "val_acc", "eval_s", "lr",
+              "peak_mem_bytes", "peak_mem_kind", "skipped_steps")
+
+    def __init__(self, root: str, model: str) -> None:
+        import time
+        from pathlib import Path
+
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(root) / f"{stamp}-{model}"
+        path, n = base, 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}")
+        path.mkdir(parents=True)
+        self.path = path
+        self.csv = path / "epochs.csv"
+        self.csv.write_text(",".join(self.FIELDS) + "\n")
+
+    def write_json(self, name: str, payload: dict) -> None:
+        from fer.atomic import atomic_open
+
+        with atomic_open(self.path / name, "w") as f:
+            json.dump(payload, f, indent=2)
+
+    def add_epoch(self, record) -> None:
+        row = record.to_dict()
+        with self.csv.open("a") as f:
+            f.write(",".join("" if row.get(k) is None else str(row[k]) for k in self.FIELDS)
+                    + "\n")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -78,6 +120,20 @@ def _train(config: TrainConfig) -> int:
         log.info("resuming at epoch %d of %d", trainer.epoch + 1, config.epochs)
 
     acc = trainer.task.accuracy_name
+    payload = {"fer_metrics": 1, "model": trainer.model_name, "device": str(trainer.device),
+               "world_size": trainer.dist.world_size, "data": trainer.data.source,
+               "config": config.to_dict(), "plan": trainer.plan.to_dict(),
+               "machine": machine_summary(trainer.device)}
+    folder = None
+    if config.runs_root() is not None:
+        try:
+            folder = RunFolder(config.runs_root(), trainer.model_name)
+            folder.write_json("config.json", payload)
+        except OSError as exc:
+            from fer.errors import ConfigError
+
+            raise ConfigError(f"--run-dir {config.runs_root()}: cannot write ({exc.strerror}); "
+                              "pass another folder, or --run-dir none") from None
     bar = None
     on_step = None
     if sys.stderr.isatty():
@@ -95,40 +151,45 @@ def _train(config: TrainConfig) -> int:
                 bar.set_postfix_str(f"{images / elapsed:,.0f} img/s, data-wait "
                                     f"{100 * data_wait / elapsed:.0f}%")
 
+    # each epoch printed once, as it finishes; earlier epochs of a resumed run first
+    print(HEAD)
+    print("-" * len(HEAD))
+    resumed = list(trainer.records)
+    for r in resumed:
+        print(table_row(r, "r"))
+    warmup_note = []
+
     def on_epoch(r) -> None:
         nonlocal bar
         if bar is not None:
             bar.close()
             bar = None
-        val = f", val {acc} {r.val_acc:.3f}" if r.val_acc is not None else ""
-        skipped = f", {r.skipped_steps} skipped steps" if r.skipped_steps else ""
-        log.info("epoch %d/%d: %.2f s, %.0f img/s, data-wait %.1f%%, loss %.4f, train %s %.3f%s%s",
-                 r.epoch + 1, config.epochs, r.wall_s, r.images_per_s, 100 * r.data_wait_share,
-                 r.loss, acc, r.train_acc, val, skipped)
+        note = "*" if r.epoch == 0 else ""
+        if note:
+            warmup_note.append(r)
+        print(table_row(r, note) + (f"  ({r.skipped_steps} fp16 steps skipped)"
+                                    if r.skipped_steps else ""), flush=True)
+        if folder is not None:
+            folder.add_epoch(r)
 
     try:
         records = trainer.fit(on_epoch, on_step)
     finally:
         if bar is not None:
             bar.close()
-    print()
-    print_table(records)
+    if resumed:
+        print(f"r: epochs run before --resume (from {config.checkpoint_dir})")
+    if warmup_note:
+        print("* epoch 1 includes the warm-up (allocator, kernel selection, first touch of the "
+              "data): compare epochs from 2 on")
+    if acc != "acc":
+        print(f"train, val: {acc}")
     if records and records[-1].val_acc is not None:
         print(f"\nfinal validation {'accuracy' if acc == 'acc' else acc} "
               f"{records[-1].val_acc:.3f} "
               f"({trainer.model_name}, {sum(r.wall_s for r in records):.1f} s of training)")
+    payload["records"] = [r.to_dict() for r in records]
     if config.metrics_json:
-        payload = {
-            "fer_metrics": 1,
-            "model": trainer.model_name,
-            "device": str(trainer.device),
-            "world_size": trainer.dist.world_size,
-            "data": trainer.data.source,
-            "config": config.to_dict(),
-            "plan": trainer.plan.to_dict(),
-            "machine": machine_summary(trainer.device),
-            "records": [r.to_dict() for r in records],
-        }
         try:
             with atomic_open(config.metrics_json, "w") as f:
                 json.dump(payload, f, indent=2)
@@ -137,7 +198,10 @@ def _train(config: TrainConfig) -> int:
 
             raise ConfigError(f"--metrics-json {config.metrics_json}: cannot write "
                               f"({exc.strerror})") from None
-        log.info("wrote %s", config.metrics_json)
+        print(f"wrote {config.metrics_json}")
+    if folder is not None:
+        folder.write_json("metrics.json", payload)
+        print(f"run folder: {folder.path} (config.json, epochs.csv, metrics.json)")
     return 0
 
 

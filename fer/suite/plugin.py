@@ -9,7 +9,12 @@
   ever finds baselines of the same GPU model and count (or CPU model);
 * the names of skipped tests and their reasons, kept in the JSON as
   ``fer_skipped`` (a skip rule of :mod:`fer.suite.experiments` says why a
-  machine cannot run a grid point).
+  machine cannot run a grid point);
+* options checked before any test runs (``pytest_configure``): ``--perf-rounds``
+  below 1, or a ``--benchmark-storage`` folder that is a file (or lies under
+  one), stop the session with one ``pytest.UsageError`` line instead of a
+  fixture traceback per test, or a crash after the whole suite that loses the
+  autosave.
 """
 
 from __future__ import annotations
@@ -41,11 +46,79 @@ def pytest_addoption(parser) -> None:
 def pytest_configure(config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+    rounds = getattr(config.option, "perf_rounds", None)
+    if rounds is not None and rounds < 1:
+        raise pytest.UsageError(f"--perf-rounds {rounds}: must be >= 1 (timed epochs per "
+                                "benchmark, after one warm-up)")
+    _check_storage(getattr(config.option, "benchmark_storage", None))
+    _trim_benchmark_table(config.option)
     option = getattr(config.option, "benchmark_storage", None)
     if option == DEFAULT_STORAGE:
         from fer.gpu import hardware_class
 
         config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}"
+
+
+#: pytest-benchmark's default columns and sort, which fer replaces unless the user chose
+_PB_COLUMNS = ["min", "max", "mean", "stddev", "median", "iqr", "outliers", "ops", "rounds",
+               "iterations"]
+
+
+def _trim_benchmark_table(option) -> None:
+    """pytest-benchmark's own table, cut to what a run of epochs means: the median epoch, its
+    IQR and the rounds, by name (so a sweep reads in order). Explicit choices are kept."""
+    if getattr(option, "benchmark_columns", None) == _PB_COLUMNS:
+        option.benchmark_columns = ["median", "iqr", "rounds"]
+    if getattr(option, "benchmark_sort", None) == "min":
+        option.benchmark_sort = "name"
+
+
+def pytest_report_header(config) -> list[str]:
+    if not config.getoption("perf_scale", default=None):
+        return []
+    return ["fer perf suite: every benchmark is one warm-up epoch and --perf-rounds timed epochs "
+            "of one run (benchmark.pedantic); pytest-benchmark's min_rounds/warmup settings do "
+            "not apply"]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    from fer.suite.summary import RESULTS, format_summary
+
+    if not RESULTS:
+        return
+    storage = None
+    if getattr(config.option, "benchmark_autosave", False) or getattr(
+            config.option, "benchmark_save", None):
+        option = str(getattr(config.option, "benchmark_storage", "") or "")
+        storage = option.removeprefix("file://") or None
+    text = format_summary(RESULTS, json_path=_json_path(config), storage=storage)
+    if text:
+        terminalreporter.write_sep("=", "fer perf suite")
+        terminalreporter.write_line(text)
+
+
+def _json_path(config) -> str | None:
+    value = getattr(config.option, "benchmark_json", None)
+    return getattr(value, "name", None) or (str(value) if isinstance(value, str) else None)
+
+
+def _check_storage(option: str | None) -> None:
+    """A file-system --benchmark-storage must be a folder, or creatable as one."""
+    from pathlib import Path
+
+    if not option or ("://" in option and not option.startswith("file://")):
+        return  # another backend (elasticsearch): pytest-benchmark checks it
+    path = Path(option.removeprefix("file://"))
+    if path.exists():
+        if not path.is_dir():
+            raise pytest.UsageError(f"--benchmark-storage {option}: {path} is a file, not a "
+                                    "folder; pass a folder for the saved runs")
+        return
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise pytest.UsageError(f"--benchmark-storage {option}: {existing} is a file, so no "
+                                "folder can be made under it; pass another folder")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -73,7 +146,10 @@ _skips: list[dict] = []
 
 
 def pytest_sessionstart(session) -> None:
+    from fer.suite.summary import RESULTS
+
     _skips.clear()
+    RESULTS.clear()
 
 
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
