@@ -235,7 +235,9 @@ def profiler(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     ax.set(xlabel=f"share of {basis} time (%)",
            title="Where a training step's time goes (torch.profiler)")
     ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
+    caveat = _caveat(entries)
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / "profiler.png")
     dom = extra.get("dominant_category") or (items[0][0] if items else "?")
     ratio = extra.get("overhead_ratio")
@@ -282,6 +284,7 @@ def scaling(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     device_counts = sorted({p.devices for pts in series.values() for p in pts})
     ax1.set_xticks(device_counts, [str(d) for d in device_counts])
     ax1.set(xlabel="devices", ylabel="median epoch time (s)", title="Time per epoch vs devices")
+    ax1.set_ylim(0, ax1.get_ylim()[1] * 1.08)  # the time a device saves is a ratio: from zero
     ax2.set(xlabel="per-device batch size", ylabel="scaling efficiency",
             title="Weak-scaling efficiency vs batch")
     ax2.axhline(1.0, color="grey", linestyle="--", linewidth=1)
@@ -292,7 +295,9 @@ def scaling(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     if not eff_by_batch:
         ax2.text(0.5, 0.5, "needs runs on 2+ devices", ha="center", va="center",
                  transform=ax2.transAxes, color="grey")
-    fig.tight_layout()
+    caveat = _caveat(entries)
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / "scaling.png")
     if best:
         kind, batch, devices, eff = best
@@ -321,7 +326,9 @@ def batch_size(entries: Sequence[Bench], out: Path, *, metric: str = "validation
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    fig.tight_layout()
+    caveat = _caveat(entries)
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / f"{name}.png")
     small, large = finals[0], finals[-1]
     finding = (f"batch {large[0]} ran an epoch {speedup(small[2], large[2]):.1f}x faster than "
@@ -344,7 +351,9 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
         ax.annotate(f"wait {100 * r[2]:.1f}%", (i, r[1]), ha="center", va="bottom", fontsize=9)
     ax.set(ylabel="images/s", title="Loader path")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
+    caveat = _caveat(entries)
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / "loader.png")
     rates = {r[0]: r[1] for r in rows}
     if "device" in rates and "dataloader" in rates:
