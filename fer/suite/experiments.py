@@ -47,6 +47,8 @@ class Experiment:
     group_of: Callable[[Params], str] | None = None
     #: why this machine cannot run a point, or None
     skip: Callable[[Params, PerfScale, Machine], str | None] = field(default=lambda p, s, m: None)
+    #: profile a few steps after the timed epochs on a CPU too (extra_info.step_breakdown)
+    step_breakdown_on_cpu: bool = True
 
     def group(self, params: Params) -> str:
         return self.group_of(params) if self.group_of else self.name
@@ -172,7 +174,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         name="precision", title="Mixed precision", factor="precision x memory format",
         grid=_grid(precision=("fp32", "amp_fp16", "amp_bf16"), channels_last=(False, True)),
         section="precision", finding="mixed precision cut epoch time sharply",
-        configure=_precision_config),
+        # CPU autocast steps are several times slower and their profile says nothing of a GPU
+        configure=_precision_config, step_breakdown_on_cpu=False),
     Experiment(
         name="optimizer", title="Optimizers", factor="optimizer",
         grid=_grid(optimizer=_optimizer_names()), section="optimizer",

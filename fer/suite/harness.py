@@ -200,5 +200,7 @@ def run_point(benchmark, experiment: Experiment, params: Params, scale: PerfScal
     if reason:
         pytest.skip(reason)
     config = point_config(experiment, params, scale, **changes)
+    breakdown = experiment.step_breakdown_on_cpu or scale.device != "cpu"
     return benchmark_epochs(benchmark, config, data, experiment=experiment.name,
-                            group=experiment.group(params), params=params, scale=scale, extra=extra)
+                            group=experiment.group(params), params=params, scale=scale, extra=extra,
+                            with_breakdown=breakdown)
