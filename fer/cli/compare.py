@@ -4,25 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
 EXIT_REGRESSION = 1
 DEFAULT_LAST = 10
-
-
-def _check_plot_dir(path: str) -> Path:
-    """--plot must name a folder that can be written: checked before any work."""
-    from fer.bench.storage import CompareError
-
-    out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise CompareError(f"--plot {path}: is a file; name a folder for the trend charts")
-    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise CompareError(f"--plot {path}: cannot write under {existing}; choose another folder")
-    return out
 
 
 def _gates(text: str) -> tuple[str, ...]:
@@ -45,6 +31,7 @@ def _load_baselines(paths: list[str]) -> list:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    from fer.atomic import check_output_path
     from fer.bench.changepoints import MIN_SIZE, history_change_points
     from fer.bench.render import format_change_points, format_markdown, format_table
     from fer.bench.stats import GateOptions, compare
@@ -58,7 +45,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
                           sample=args.sample,
                           noise_floor=args.noise_floor, gate_on=_gates(args.gate_on))
     options.check()
-    plot_dir = _check_plot_dir(args.plot) if args.plot else None
+    if args.plot:  # checked before any work: the charts are never lost at the end
+        check_output_path(args.plot, "--plot", folder=True)
+    plot_dir = Path(args.plot) if args.plot else None
     if args.history:
         if args.runs:
             raise CompareError("give either runs (BASELINE... CANDIDATE) or --history DIR, not both")

@@ -6,14 +6,17 @@ import argparse
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fer.atomic import check_output_path
     from fer.bench.dashboard import build_dashboard
     from fer.bench.stats import GateOptions
     from fer.bench.storage import CompareError
-    from fer.cli.compare import _check_plot_dir
 
     if args.last < 0:
         raise CompareError(f"--last {args.last}: must be >= 0 (0: every earlier run)")
-    out = _check_plot_dir(args.out).resolve()
+    check_output_path(args.out, "--out", folder=True)  # before any work
+    out = Path(args.out).resolve()
     site = build_dashboard(args.history, out, last=args.last,
                            options=GateOptions(threshold=args.threshold))
     runs = sum(len(c.runs) for c in site.classes)
