@@ -50,6 +50,7 @@ from fer.bench.stats import (  # noqa: E402
 from fer.bench.storage import Run, load_run  # noqa: E402
 
 EXPERIMENTS = ("optimizer", "batch_size", "pose")
+CONFIDENCE = GateOptions().confidence
 
 
 def run_suite(out: Path, label: str, slowdown: float, experiments: list[str]) -> Path:
@@ -91,9 +92,9 @@ def fer_v1(base: Run, new: Run) -> dict[str, str]:
 
 
 def fer_gate(baseline: list[Run], new: Run, calibration: str, threshold: float,
-             sample: str = "epoch") -> dict[str, str]:
+             sample: str = "epoch", pool: str = "run") -> dict[str, str]:
     options = GateOptions(threshold=threshold, calibration=calibration, gate_on=("time",),
-                          sample=sample)
+                          sample=sample, pool=pool, confidence=CONFIDENCE)
     return {r.fullname: r.verdict for r in compare(baseline, new, options).rows}
 
 
@@ -104,12 +105,14 @@ def judge(unchanged: list[Run], slowed: dict[float, list[Run]], threshold: float
         "fer 0.1 mann-whitney": fer_v1,
     }
     history = {}
-    for sample in ("epoch", "step"):
-        for cal, label in (("off", "raw"), ("on", "calibrated")):
-            single[f"fer, 1 baseline run, {sample} times, {label}"] = (
-                lambda b, n, c=cal, s=sample: fer_gate([b], n, c, threshold, s))
-            history[f"fer, history, {sample} times, {label}"] = (
-                lambda bs, n, c=cal, s=sample: fer_gate(bs, n, c, threshold, s))
+    for pool in ("run", "none"):
+        for sample in ("epoch", "step"):
+            for cal, label in (("off", "raw"), ("on", "calibrated")):
+                name = f"{sample} times, {label}, pool {pool}"
+                single[f"fer, 1 baseline run, {name}"] = (
+                    lambda b, n, c=cal, s=sample, p=pool: fer_gate([b], n, c, threshold, s, p))
+                history[f"fer, history, {name}"] = (
+                    lambda bs, n, c=cal, s=sample, p=pool: fer_gate(bs, n, c, threshold, s, p))
     rows = []
 
     def tally(method: str, effect: float, verdict_sets: list[dict[str, str]]) -> None:
@@ -152,6 +155,14 @@ def noise_summary(unchanged: list[Run]) -> str:
         if not between_raw:
             continue
         med = statistics.median
+        for cal in (False, True):
+            if cal and not all(calibration_s(r.benchmarks[n]) for r in unchanged
+                               for n in unchanged[0].benchmarks):
+                continue
+            common, specific = common_and_specific(unchanged, samples, cal)
+            lines.append(f"{label}, {'calibrated' if cal else 'raw'}: run-to-run noise common to "
+                         f"a run's benchmarks {100 * common:.1f}%, specific to one benchmark "
+                         f"{100 * specific:.1f}%")
         text = (f"{label}: within-run spread of the rounds (median sd of logs) "
                 f"{100 * med(within):.1f}%; run-to-run spread of a benchmark's level: raw "
                 f"median {100 * med(between_raw):.1f}% (max {100 * max(between_raw):.1f}%)")
@@ -160,6 +171,27 @@ def noise_summary(unchanged: list[Run]) -> str:
                      f"(max {100 * max(between_cal):.1f}%)")
         lines.append(text)
     return "\n".join(lines)
+
+
+def common_and_specific(unchanged: list[Run], samples, calibrated: bool) -> tuple[float, float]:
+    """Split the run-to-run spread of the benchmarks' levels into the part common to a run
+    (the sd of a run's mean deviation) and the part specific to a benchmark (the residual sd,
+    degrees of freedom of a two-way layout)."""
+    import math
+    import statistics
+
+    from fer.bench.stats import Level, calibration_s
+
+    names = [n for n in unchanged[0].benchmarks if all(n in r.benchmarks for r in unchanged)]
+    table = [[Level.of(samples(r.benchmarks[n]),
+                       calibration_s(r.benchmarks[n]) if calibrated else 1.0).mean for n in names]
+             for r in unchanged]
+    mu = [statistics.fmean(row[j] for row in table) for j in range(len(names))]
+    dev = [[row[j] - mu[j] for j in range(len(names))] for row in table]
+    run_mean = [statistics.fmean(row) for row in dev]
+    resid = [dev[i][j] - run_mean[i] for i in range(len(table)) for j in range(len(names))]
+    dof = (len(table) - 1) * (len(names) - 1)
+    return statistics.stdev(run_mean), math.sqrt(sum(r * r for r in resid) / dof)
 
 
 def realised(unchanged: list[Run], slowed: dict[float, list[Run]]) -> str:
@@ -201,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--experiments", default=",".join(EXPERIMENTS))
     p.add_argument("--threshold", type=float, default=None,
                    help="fer's threshold (default: fer compare's)")
+    p.add_argument("--confidence", type=float, default=None,
+                   help="fer's confidence (default: fer compare's)")
     p.add_argument("--judge-only", action="store_true", help="judge the runs already in --out")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -225,9 +259,13 @@ def main(argv: list[str] | None = None) -> int:
         if k.startswith("slow"):
             slowed.setdefault(int(k[4:].split("-")[0]) / 100, []).append(r)
     threshold = args.threshold if args.threshold is not None else GateOptions().threshold
+    if args.confidence is not None:
+        global CONFIDENCE
+        CONFIDENCE = args.confidence
     bench = len(unchanged[0].benchmarks)
     print(f"\n{len(unchanged)} unchanged runs, slowed runs {({e: len(v) for e, v in slowed.items()})}, "
-          f"{bench} benchmarks each; fer threshold {100 * threshold:g}%")
+          f"{bench} benchmarks each; fer threshold {100 * threshold:g}%, "
+          f"confidence {CONFIDENCE:g}")
     print(noise_summary(unchanged))
     print(realised(unchanged, slowed))
     print("\n| method | effect | benchmarks flagged | gates failed | not flagged: inconclusive |")

@@ -19,7 +19,10 @@ def test_table_shows_each_benchmark_and_the_tally():
     text = format_table(compare(load_run(FIXTURES / "base.json"), load_run(FIXTURES / "slow.json")))
     lines = text.splitlines()
     assert lines[0] == "baseline: base.json   candidate: slow.json"
-    assert sum("REGRESSED" in line for line in lines) == 2
+    rows = [line for line in lines if line.startswith("test_")]
+    assert sum("REGRESSED" in line for line in rows) == 2
+    shift = next(line for line in lines if line.startswith("the run as a whole"))
+    assert "2 benchmark(s) together" in shift and shift.endswith("REGRESSED")
     assert any(line.startswith("2 regressed, 0 improved, 0 unchanged, 0 inconclusive") for line in lines)
     assert "MDE" in lines[1] and "interval" in lines[1]
     assert "CROSS-MACHINE" not in text

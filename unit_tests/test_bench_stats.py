@@ -19,7 +19,9 @@ from fer.bench.stats import (
     UNCHANGED,
     GateOptions,
     Level,
+    Member,
     compare,
+    judge_family,
     judge_levels,
 )
 from fer.bench.storage import CompareError, load_run
@@ -96,16 +98,66 @@ def test_calibration_removes_common_mode_drift(tmp_path):
         compare(run("base.json"), run("slow.json"), GateOptions(calibration="on"))
 
 
-def test_holm_keeps_a_large_gate_from_crying_wolf():
-    # 40 benchmarks, each barely "significant" alone: no family-wide evidence
-    base = [Level(0.0, 0.0, 3)]
-    j = [judge_levels(Level(0.07, 0.0, 3), base, threshold=0.05, confidence=0.95, method="raw",
-                      floor=0.03, metric="time", family=40) for _ in range(40)]
-    assert {x.verdict for x in j} == {REGRESSED}
-    from fer.bench.stats import holm
+FAMILY = dict(threshold=0.05, confidence=0.95, method="calibrated", metric="time")
 
-    holm(j, 0.05)
-    assert {x.verdict for x in j} == {INCONCLUSIVE}
+
+def _family(changes, history=None, sd=0.0):
+    """Members whose candidate level is ``change`` above a baseline at 0 (one run, or a
+    history of runs given as per-run lists of levels)."""
+    runs = history or [[0.0] * len(changes)]
+    return [Member(f"b{i}", Level(c, sd, 3), {j: Level(run[i], sd, 3) for j, run in enumerate(runs)})
+            for i, c in enumerate(changes)]
+
+
+def test_holm_keeps_a_large_gate_from_crying_wolf():
+    # 40 benchmarks judged alone, each barely "significant" by itself: no family-wide evidence
+    j, _ = judge_family(_family([0.07] * 40), pool="none", floor=0.03, common_floor=0.0,
+                        **FAMILY)
+    assert {x.verdict for x in j} == {INCONCLUSIVE} and {x.judged for x in j} == {"apart"}
+    assert judge_levels(Level(0.07, 0.0, 3), [Level(0.0, 0.0, 3)], floor=0.03, common_floor=0.0,
+                        **FAMILY).verdict == REGRESSED  # the same change alone is significant
+
+
+def test_a_shift_shared_by_the_run_is_judged_together():
+    # every benchmark +12%, with specific noise of 6.5% each (common 2%): alone none can
+    # tell; together the specific noise averages out and the run's shift is clear
+    changes = [math.log(1.12) + e for e in (0.03, -0.02, 0.01, -0.03, 0.02, 0.0, -0.01, 0.015)]
+    floors = dict(floor=0.065, common_floor=0.02)
+    alone, _ = judge_family(_family(changes), pool="none", **floors, **FAMILY)
+    assert REGRESSED not in {x.verdict for x in alone}
+    together, shift = judge_family(_family(changes), **floors, **FAMILY)
+    assert {x.verdict for x in together} == {REGRESSED} and shift.verdict == REGRESSED
+    assert {x.judged for x in together} == {"with the run"} and shift.apart == []
+    assert 0.10 < shift.change < 0.14 and shift.low > 0
+    assert all(x.mde < x.mde_alone for x in together)  # the run sees what one benchmark cannot
+
+
+def test_a_benchmark_that_moved_alone_is_judged_apart():
+    changes = [0.0, 0.01, -0.01, 0.005, -0.005, 0.0, 0.01, -0.01, 0.005, -0.005, 0.0, 0.0,
+               math.log(1.5)]
+    j, shift = judge_family(_family(changes), **FAMILY)
+    assert shift.apart == ["b12"] and shift.verdict != REGRESSED
+    assert j[-1].judged == "apart" and j[-1].verdict == REGRESSED
+    assert {x.verdict for x in j[:-1]} == {INCONCLUSIVE}  # the rest: within a 10% MDE, not 5%
+
+
+def test_scattered_noise_is_never_a_regression():
+    # 16 benchmarks, unchanged, whose levels scatter by the specific floor: pooled, nothing
+    changes = [0.065 * x for x in (1.2, -0.8, 0.3, -1.5, 0.9, -0.2, 0.6, -1.1, 1.4, -0.4, 0.1,
+                                   -0.9, 0.7, -0.6, 1.0, -0.5)]
+    j, shift = judge_family(_family(changes), **FAMILY)
+    assert REGRESSED not in {x.verdict for x in j} and shift.verdict == INCONCLUSIVE
+
+
+def test_history_splits_common_and_specific_noise():
+    # five runs: each run moves all of its benchmarks together (common 4%), little else
+    common = [0.04, -0.04, 0.0, 0.05, -0.05]
+    history = [[c + 0.002 * ((i + j) % 3 - 1) for j in range(6)] for i, c in enumerate(common)]
+    j, shift = judge_family(_family([0.01] * 6, history=history), **FAMILY)
+    assert shift.noise_source == "history (5 runs)"
+    assert 0.035 < shift.noise < 0.05  # the common part, learned
+    assert all(x.noise < 0.05 for x in j)  # and little specific noise on top
+    assert shift.verdict != REGRESSED
 
 
 def test_memory_is_gated_tightly_on_cuda_only(tmp_path):
@@ -131,7 +183,9 @@ def test_bad_options_are_refused():
     with pytest.raises(CompareError, match="no earlier run"):
         compare([], run("base.json"))
     for bad, match in [(dict(threshold=0), "--threshold"), (dict(confidence=1.5), "--confidence"),
-                       (dict(gate_on=("speed",)), "--gate-on"), (dict(noise_floor=2), "--noise")]:
+                       (dict(gate_on=("speed",)), "--gate-on"), (dict(noise_floor=2), "--noise"),
+                       (dict(common_noise_floor=-1), "--common-noise-floor"),
+                       (dict(pool="group"), "--pool")]:
         with pytest.raises(CompareError, match=match):
             compare(run("base.json"), run("slow.json"), GateOptions(**bad))
 
@@ -141,6 +195,7 @@ def test_to_dict_is_json():
     assert len(payload["regressed"]) == 2 and payload["options"]["threshold"] == 0.05
     assert payload["counts"]["regressed"] == 2
     assert payload["rows"][0]["judgements"]["time"]["mde"] > 0
+    assert payload["shifts"][0]["metric"] == "time" and payload["shifts"][0]["verdict"] == REGRESSED
 
 
 # ------------------------------------------------------------- properties --
@@ -182,7 +237,19 @@ def test_the_noise_floor_is_never_undercut(new, runs):
     j = judge_levels(Level.of(new), [Level.of(r) for r in runs], **JUDGE)
     assert j.noise >= math.expm1(MIN_NOISE) - 1e-12
     if len(runs) < 3:
-        assert j.noise >= math.expm1(DEFAULT_NOISE["raw"]) - 1e-12
+        assert j.noise >= math.expm1(math.hypot(*DEFAULT_NOISE["raw"])) - 1e-12
+
+
+@settings(max_examples=60, deadline=None)
+@given(changes=st.lists(st.floats(min_value=-0.5, max_value=0.5), min_size=2, max_size=12))
+def test_a_family_mirrors_when_the_runs_swap(changes):
+    forward, fs = judge_family(_family(changes), **FAMILY)
+    backward, bs = judge_family(_family([-c for c in changes]), **FAMILY)
+    flip = {REGRESSED: IMPROVED, IMPROVED: REGRESSED, UNCHANGED: UNCHANGED,
+            INCONCLUSIVE: INCONCLUSIVE}
+    assert [flip[f.verdict] for f in forward] == [b.verdict for b in backward]
+    assert fs.apart == bs.apart and math.isclose((1 + fs.change) * (1 + bs.change), 1,
+                                                 rel_tol=1e-9)
 
 
 # -------------------------------------------------------------------- CLI --
@@ -192,6 +259,7 @@ def test_cli_table_and_gate(capsys):
     assert main(["compare", base, slow]) == 0
     out = capsys.readouterr().out
     assert "REGRESSED" in out and "MDE" in out and "cannot detect less than" in out
+    assert "the run as a whole (time, 2 benchmark(s) together)" in out
     assert main(["compare", base, slow, "--fail-on-regression"]) == 1
 
 

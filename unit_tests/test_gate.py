@@ -1,7 +1,8 @@
 """The regression gate end to end, driven through pytest itself (pytester) and `fer compare`:
 a baseline run, an unchanged rerun that passes the gate, and a rerun with a real injected
 slowdown (every training step waits half its own time) that fails it with exit 1 — at the
-suite's default rounds and fer compare's default settings."""
+suite's default rounds and fer compare's default settings, with four benchmarks (a run of the
+suite has many: the gate judges those that moved together by the run's shift)."""
 
 from pathlib import Path
 
@@ -12,14 +13,17 @@ from fer.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 BENCH_TEST = """
+import pytest
+
 from fer.data import make_synthetic_faces
 from fer.suite.harness import base_config, benchmark_epochs
 from fer.suite.scales import resolve_scale
 
-def test_epoch(benchmark):
+@pytest.mark.parametrize("batch", [40, 50, 64, 80])
+def test_epoch(benchmark, batch):
     scale = resolve_scale("smoke", cuda=False)  # the default rounds: a warm-up and 3 timed
-    data = make_synthetic_faces(1000, seed=0)  # 800 training images, 16 steps an epoch
-    config = base_config(scale, synthetic_size=1000, batch_size=50, device="cpu")
+    data = make_synthetic_faces(600, seed=0)  # 480 training images: 12, 10, 8 or 6 steps
+    config = base_config(scale, synthetic_size=600, batch_size=batch, device="cpu")
     records, summary = benchmark_epochs(benchmark, config, data, experiment="gate",
                                         group="gate", scale=scale)
     assert len(records) == scale.rounds + 1
@@ -49,4 +53,4 @@ def test_fer_compare_gate_passes_unchanged_and_fails_on_a_real_slowdown(pytester
     assert "REGRESSED" not in out and "calibrated" in out  # the reference workload was timed
     assert main(["compare", baseline, slowed, "--fail-on-regression"]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSED" in out and "1 regressed" in out
+    assert "REGRESSED" in out and "4 regressed" in out and "the run as a whole" in out

@@ -13,6 +13,7 @@ from fer.bench.stats import (
     Comparison,
     Judgement,
     Row,
+    Shift,
 )
 
 
@@ -42,6 +43,11 @@ def _other(r: Row, metric: str) -> str:
     return text + ("!" if j.verdict == REGRESSED else "")
 
 
+def _by(j: Judgement) -> str:
+    """How the time was judged: with the run's shift, or on the benchmark's own change."""
+    return "run" if j.judged == "with the run" else "own"
+
+
 def _baseline_label(c: Comparison) -> str:
     return c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
 
@@ -52,12 +58,30 @@ def _tally(c: Comparison) -> str:
 
 def _settings(c: Comparison) -> str:
     o = c.options
-    return (f"threshold {100 * o.threshold:g}%, confidence {o.confidence:g} per benchmark "
-            f"(Holm over {len(c.rows)}), gates: {', '.join(o.gate_on)}")
+    how = ("the run's shift and the benchmarks apart (Holm) at half the alpha each"
+           if o.pool == "run" and len(c.rows) > 1 else f"Holm over {len(c.rows)}")
+    return (f"threshold {100 * o.threshold:g}%, confidence {o.confidence:g} for the gate: "
+            f"{how}; gates: {', '.join(o.gate_on)}")
 
 
 def _undetectable(c: Comparison) -> list[Row]:
-    return [r for r in c.rows if r.mde is not None and r.mde > c.options.threshold]
+    return [r for r in c.rows if r.time.mde_alone is not None
+            and r.time.mde_alone > c.options.threshold]
+
+
+def format_shift(s: Shift, markdown: bool = False) -> str:
+    """One line: how the run as a whole moved, and who moved apart from it."""
+    what = "time" if s.metric == "time" else s.metric
+    verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
+    if s.verdict == NOT_GATED:
+        verdict = "shown only (--pool none)"
+    text = (f"the run as a whole ({what}, {len(s.together)} benchmark(s) together): "
+            f"{_pct(s.change)} [{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, common noise "
+            f"{100 * s.noise:.1f}% ({s.noise_source}), MDE {100 * s.mde:.0f}%: {verdict}")
+    if s.apart:
+        names = ", ".join(short_name(n) for n in s.apart)
+        text += f"; judged apart (moved differently): {names}"
+    return f"**{text}**" if markdown else text
 
 
 def format_table(c: Comparison) -> str:
@@ -68,7 +92,7 @@ def format_table(c: Comparison) -> str:
     width = max([len(short_name(r.fullname)) for r in c.rows] + [9])
     lines.append(f"{'benchmark':<{width}}  {'base s':>8} {'new s':>8} {'change':>7} "
                  f"{'interval':>17} {'noise':>6} {'MDE':>6} {'img/s':>7} {'wait':>7} {'mem':>7}"
-                 f"  verdict")
+                 f"  by   verdict")
     for r in c.rows:
         t = r.time
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
@@ -76,7 +100,7 @@ def format_table(c: Comparison) -> str:
             f"{short_name(r.fullname):<{width}}  {r.base_median:>8.4f} {r.new_median:>8.4f} "
             f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
             f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
-            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {shown}")
+            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {_by(t):<4} {shown}")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         lines.append("why:")
@@ -89,16 +113,22 @@ def format_table(c: Comparison) -> str:
                       if not r.time.noise_source.startswith("a disturbed")})
     disturbed = sorted({r.time.noise_source for r in c.rows
                         if r.time.noise_source.startswith("a disturbed")})
-    lines.append(f"\n{_tally(c)}  ({_settings(c)})")
+    lines.append("")
+    lines += [format_shift(s) for s in c.shifts if len(s.together) + len(s.apart) > 1]
+    if any(_by(r.time) == "run" for r in c.rows):
+        lines.append("by: run = judged by the run's shift (its interval), the benchmark having "
+                     "moved with the others; own = by its own change and noise")
+    lines.append(f"{_tally(c)}  ({_settings(c)})")
     lines.append("method: " + "; ".join(methods))
     for text in disturbed:
         lines.append(f"inconclusive because of {text}: rerun on a quiet machine")
     blind = _undetectable(c)
     if blind:
-        worst = max(blind, key=lambda r: r.mde)
+        worst = max(blind, key=lambda r: r.time.mde_alone)
         lines.append(f"{len(blind)} benchmark(s) cannot detect a {100 * c.options.threshold:g}% "
-                     f"change on this machine (MDE column; e.g. {short_name(worst.fullname)} "
-                     f"cannot detect less than {100 * worst.mde:.0f}%): store more runs of this "
+                     f"change of their own on this machine (e.g. {short_name(worst.fullname)} "
+                     f"alone cannot detect less than {100 * worst.time.mde_alone:.0f}%; a change "
+                     "shared by the run is seen from the MDE column): store more runs of this "
                      "hardware class (the noise is then learned, not assumed) or raise --threshold")
     return "\n".join(lines)
 
@@ -113,14 +143,15 @@ def format_markdown(c: Comparison) -> str:
         out += ["> **Cross-machine comparison**: the runs come from different hardware or "
                 "software.", ""]
     out += ["| benchmark | base s | new s | change | interval | noise | MDE | images/s | "
-            "data wait | peak mem | verdict |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+            "data wait | peak mem | by | verdict |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in c.rows:
         t = r.time
         out.append(f"| `{short_name(r.fullname)}` | {r.base_median:.4f} | {r.new_median:.4f} | "
                    f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
                    f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
-                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {_ICON[r.verdict]} |")
+                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {_by(t)} | "
+                   f"{_ICON[r.verdict]} |")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         out += ["", "**Why:**", ""]
@@ -129,11 +160,13 @@ def format_markdown(c: Comparison) -> str:
         out.append("")
         out += [f"- added: `{short_name(n)}`" for n in c.added]
         out += [f"- removed: `{short_name(n)}`" for n in c.removed]
+    out += [""] + [format_shift(s, markdown=True) for s in c.shifts
+                   if len(s.together) + len(s.apart) > 1]
     out += ["", f"**{_tally(c)}** ({_settings(c)})"]
     blind = _undetectable(c)
     if blind:
         out += ["", f"{len(blind)} benchmark(s) cannot detect a {100 * c.options.threshold:g}% "
-                    "change on this machine (see MDE)."]
+                    "change of their own on this machine (a change shared by the run: see MDE)."]
     return "\n".join(out)
 
 

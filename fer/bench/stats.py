@@ -14,15 +14,30 @@ The noise model (what ``fer compare`` weighs a change against), per benchmark:
   difference of levels, ``d = level(candidate) - level(baseline)``, so ratios
   are compared on a log scale: swapping two runs negates ``d``, scaling every
   time by ``k`` leaves it unchanged;
-* **run-to-run noise** ``tau`` is the standard deviation of a run's level
-  around the truth. Learned from the baseline history when it holds at least
-  ``MIN_HISTORY`` runs of the benchmark (the spread of their levels, Student's t
-  with ``m - 1`` degrees of freedom); otherwise a stated floor
-  (:data:`DEFAULT_NOISE`, per method, measured by ``benchmarks/gate_power.py``).
-  It is never below the within-run spread of the rounds (``sd / sqrt(n)``) nor
-  below :data:`MIN_NOISE`;
-* ``se = tau * sqrt(1 + 1/m)`` for a baseline of ``m`` runs (the baseline level
-  is their mean).
+* **run-to-run noise has two parts.** A *common* part moves every benchmark of
+  a run together (the machine's speed over the whole run; calibration removes
+  most of it) and a *specific* part moves each benchmark alone (the machine's
+  speed during that benchmark's few seconds). Measured on a shared 2-core CPU
+  (``benchmarks/gate_power.py``, two sets of six unchanged runs, step times):
+  calibrated, common 1.4% / 7.3% and specific 6.3% / 7.5% (the second set's common
+  part is one run whose epochs ran 15% faster than its reference workload said);
+  raw, 5.2% / 8.8% and 8.1% / 10.6%. With at least ``MIN_HISTORY`` baseline runs both are
+  learned from the history (a run's common part is its mean deviation over
+  the benchmarks; a benchmark's specific spread is moderated by the pooled
+  spread of all benchmarks, worth :data:`PRIOR_RUNS` runs, as in Smyth's
+  moderated t, 2004; Student's t with Satterthwaite's degrees of freedom);
+  otherwise stated floors (:data:`DEFAULT_NOISE`). The specific part is never
+  below the within-run spread of the rounds (``sd / sqrt(n)``) nor below
+  :data:`MIN_NOISE`;
+* **benchmarks that moved together are judged together** (``--pool run``, the
+  default). A change to the engine, the data path or the machine moves most
+  benchmarks of a run alike, and their mean change (weighted by their
+  precision) averages the specific noise away: over 16 benchmarks its noise is
+  the common part plus a quarter of the specific. A benchmark whose change
+  differs from the run's (its deviation from the mean of the others is
+  significant, two-sided, Holm over the run; removed one at a time) is judged
+  *apart*, on its own change and noise, with Holm's correction over the run.
+  ``--pool none`` judges every benchmark apart.
 
 Four verdicts, from the confidence interval ``d ± c·se`` against the threshold
 band ``±log(1 + threshold)``:
@@ -30,12 +45,13 @@ band ``±log(1 + threshold)``:
 * **unchanged**: the whole interval lies inside the band (shown to be within
   ±threshold);
 * **regressed** / **improved**: the interval lies above / below zero — the
-  change is real — and reaches past the band's edge, and the one-sided p-value
-  survives Holm's correction over every benchmark of the comparison (a gate of
-  30 benchmarks at 5% each would otherwise cry wolf on most unchanged runs);
+  change is real — and reaches past the band's edge (for benchmarks judged
+  apart, the one-sided p-value must also survive Holm's correction over every
+  benchmark of the comparison);
 * **inconclusive**: anything else — the noise is too large to tell at this
   threshold. The minimum detectable effect, ``(c + z_0.8)·se`` (80% power), is
-  printed beside every benchmark.
+  printed beside every benchmark, and, for a change of that benchmark alone,
+  beside the run's.
 
 Beyond time (``--gate-on``): peak CUDA memory is deterministic and gated by a
 tight threshold on the ratio of maxima; throughput (images/s) uses the same
@@ -59,9 +75,12 @@ GATES = ("time", "memory", "throughput", "data_wait")
 DEFAULT_GATES = ("time", "memory")
 #: the history needed to learn a benchmark's run-to-run noise
 MIN_HISTORY = 3
-#: run-to-run noise assumed without enough history, per method (a fraction, log scale):
-#: the medians measured on a 2-core shared CPU by benchmarks/gate_power.py (see README)
-DEFAULT_NOISE = {"calibrated": 0.06, "raw": 0.09}
+#: run-to-run noise assumed without enough history, per method, as (common, specific)
+#: fractions on a log scale: what benchmarks/gate_power.py measured over two sets of six
+#: unchanged smoke runs on a 2-core shared CPU, pooled (step times, calibrated: 1.4% / 6.3%
+#: and 7.3% / 7.5%; raw: 5.2% / 8.1% and 8.8% / 10.6%), rounded
+DEFAULT_NOISE = {"calibrated": (0.05, 0.07), "raw": (0.07, 0.095)}
+POOLS = ("run", "none")
 #: no benchmark is ever judged quieter than this
 MIN_NOISE = 0.005
 #: calibrated verdicts need a machine of about the baseline's speed: when the reference
@@ -183,10 +202,13 @@ class Judgement:
     p_value: float | None = None  # one-sided, in the direction of the change, before Holm
     noise: float | None = None  # tau: run-to-run noise used (fraction)
     noise_source: str = ""  # "history (m runs)", "floor", "within-run"
-    mde: float | None = None  # the minimum detectable effect (fraction)
+    mde: float | None = None  # the minimum detectable effect as judged (fraction)
     method: str = ""  # calibrated / raw / ratio of maxima / non-overlap
     base: float | None = None  # baseline value shown (seconds, images/s, bytes, share)
     new: float | None = None
+    estimate: float | None = None  # the change judged: the run's shift when judged together
+    judged: str = ""  # "with the run" (pooled), "apart" (alone), "" (not a noise-model metric)
+    mde_alone: float | None = None  # what a change of this benchmark alone must exceed
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -200,7 +222,9 @@ class GateOptions:
     confidence: float = 0.95  # one-sided, per benchmark; Holm across benchmarks
     calibration: str = "auto"  # auto, on, off
     sample: str = "auto"  # time samples: epoch (wall), step (typical step x steps), auto
-    noise_floor: float | None = None  # overrides DEFAULT_NOISE when no history
+    noise_floor: float | None = None  # the specific noise without history (DEFAULT_NOISE)
+    common_noise_floor: float | None = None  # the common noise without history
+    pool: str = "run"  # judge benchmarks that moved together by the run's shift; none
     gate_on: tuple[str, ...] = DEFAULT_GATES
 
     def check(self) -> None:
@@ -219,6 +243,11 @@ class GateOptions:
             raise CompareError(f"--calibration {self.calibration!r} is not one of: auto, on, off")
         if self.noise_floor is not None and not 0 < self.noise_floor < 1:
             raise CompareError(f"--noise-floor must be in (0, 1), got {self.noise_floor}")
+        if self.common_noise_floor is not None and not 0 <= self.common_noise_floor < 1:
+            raise CompareError(f"--common-noise-floor must be in [0, 1), got "
+                               f"{self.common_noise_floor}")
+        if self.pool not in POOLS:
+            raise CompareError(f"--pool {self.pool!r} is not one of: {', '.join(POOLS)}")
         unknown = [g for g in self.gate_on if g not in GATES]
         if unknown or not self.gate_on:
             raise CompareError(f"--gate-on {','.join(self.gate_on)}: use a comma-separated list "
@@ -226,65 +255,214 @@ class GateOptions:
 
 
 #: the weight, in runs, of the prior (the pooled spread of all benchmarks of the history)
-#: in each benchmark's moderated noise estimate
+#: in each benchmark's moderated specific noise
 PRIOR_RUNS = 4
 
 
-def noise_model(candidate: Level, baseline: list[Level], method: str,
-                floor: float | None = None, prior: float | None = None
-                ) -> tuple[float, str, int | None]:
-    """(tau, where it came from, degrees of freedom or None for the normal).
+@dataclass(frozen=True)
+class Member:
+    """One benchmark of a family judged together: its candidate level and its baseline
+    levels keyed by baseline run (so that a run's common deviation can be learned)."""
 
-    With a history, a benchmark's own spread (m - 1 degrees of freedom) is moderated
-    by ``prior``, the pooled spread of every benchmark of the same history, worth
-    :data:`PRIOR_RUNS` runs — the empirical-Bayes variance of Smyth's moderated t
-    (2004): a benchmark whose few runs happened to agree is not trusted to be quiet,
-    and the t quantile has ``m - 1 + PRIOR_RUNS`` degrees of freedom, not ``m - 1``."""
-    within = max(candidate.sd / math.sqrt(candidate.n),
-                 *(b.sd / math.sqrt(b.n) for b in baseline)) if baseline else 0.0
-    if len(baseline) >= MIN_HISTORY:
-        spread = statistics.stdev(b.mean for b in baseline)
-        df = len(baseline) - 1
-        if prior is not None:
-            spread = math.sqrt((PRIOR_RUNS * prior**2 + df * spread**2) / (PRIOR_RUNS + df))
-            df += PRIOR_RUNS
-        tau, source = spread, f"history ({len(baseline)} runs)"
+    name: str
+    candidate: Level
+    baseline: dict[int, Level]
+
+
+@dataclass
+class Shift:
+    """The run as a whole: the mean change of the benchmarks that moved together."""
+
+    metric: str
+    method: str
+    verdict: str
+    change: float
+    low: float
+    high: float
+    p_value: float
+    noise: float  # the common run-to-run noise (fraction)
+    noise_source: str
+    mde: float
+    together: list[str] = field(default_factory=list)
+    apart: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _satterthwaite(parts: list[tuple[float, int | None]]) -> int | None:
+    """Degrees of freedom of a sum of variance estimates (None: known, the normal)."""
+    total = sum(v for v, _ in parts)
+    denominator = sum(v * v / df for v, df in parts if df is not None and v > 0)
+    if total <= 0 or denominator <= 0:
+        return None
+    return max(1, int(total * total / denominator))
+
+
+@dataclass
+class _Noise:
+    common: float  # per-run sd of the common part (log scale)
+    common_df: int | None
+    specific: dict[str, float]  # per benchmark, per-run sd of the specific part
+    specific_df: dict[str, int | None]
+    source: str
+
+
+def _learn_noise(members: list[Member], method: str, floor: float | None,
+                 common_floor: float | None) -> _Noise:
+    """Common and specific run-to-run noise: from the history, else the floors."""
+    default_common, default_specific = DEFAULT_NOISE[method]
+    runs = sorted(set().union(*(m.baseline for m in members)))
+    specific: dict[str, float] = {}
+    specific_df: dict[str, int | None] = {}
+    if len(runs) >= MIN_HISTORY:
+        mu = {m.name: statistics.fmean(lv.mean for lv in m.baseline.values()) for m in members}
+        deviation = {j: statistics.fmean(m.baseline[j].mean - mu[m.name] for m in members
+                                         if j in m.baseline) for j in runs}
+        common, common_df = statistics.stdev(deviation.values()), len(runs) - 1
+        source = f"history ({len(runs)} runs)"
+        own = {}
+        for m in members:
+            if len(m.baseline) >= MIN_HISTORY:
+                shared = statistics.fmean(deviation[j] for j in m.baseline)
+                resid = [lv.mean - mu[m.name] - (deviation[j] - shared)
+                         for j, lv in m.baseline.items()]
+                own[m.name] = math.sqrt(sum(r * r for r in resid) / (len(resid) - 1))
+        prior = statistics.median(own.values()) if len(own) > 1 else None
+        for m in members:
+            if m.name not in own:
+                specific[m.name] = floor if floor is not None else default_specific
+                specific_df[m.name] = None
+                continue
+            df = len(m.baseline) - 1
+            sd = own[m.name]
+            if prior is not None:
+                sd = math.sqrt((PRIOR_RUNS * prior**2 + df * sd**2) / (PRIOR_RUNS + df))
+                df += PRIOR_RUNS
+            specific[m.name], specific_df[m.name] = sd, df
     else:
-        tau, source, df = floor if floor is not None else DEFAULT_NOISE[method], "floor", None
-    if within > tau:
-        tau, source = within, "within-run"
-    if MIN_NOISE > tau:
-        tau, source = MIN_NOISE, "minimum"
-    return tau, source, df
+        common = common_floor if common_floor is not None else default_common
+        common_df, source = None, "floor"
+        for m in members:
+            specific[m.name] = floor if floor is not None else default_specific
+            specific_df[m.name] = None
+    for m in members:  # never quieter than the rounds themselves, nor than MIN_NOISE
+        within = max(m.candidate.sd / math.sqrt(m.candidate.n),
+                     *(lv.sd / math.sqrt(lv.n) for lv in m.baseline.values()))
+        specific[m.name] = max(specific[m.name], within, MIN_NOISE)
+    return _Noise(common, common_df, specific, specific_df, source)
+
+
+def _verdict(d: float, low: float, high: float, band: float, sign: int) -> str:
+    if -band < low and high < band:
+        return UNCHANGED
+    if (low > 0 and high >= band) or (high < 0 and low <= -band):
+        return REGRESSED if sign * d > 0 else IMPROVED
+    return INCONCLUSIVE
+
+
+def _p_one_sided(d: float, se: float, df: int | None) -> float:
+    if se <= 0:
+        return 0.0 if d else 1.0
+    x = abs(d) / se
+    return 1 - statistics.NormalDist().cdf(x) if df is None else _t_sf(x, df)
+
+
+def judge_family(members: list[Member], *, threshold: float, confidence: float, method: str,
+                 metric: str, sign: int = 1, floor: float | None = None,
+                 common_floor: float | None = None, pool: str = "run"
+                 ) -> tuple[list[Judgement], Shift]:
+    """Judge the benchmarks of one run together (see the module's docstring): those that
+    moved with the run by the run's shift, those that moved apart alone (Holm over all)."""
+    noise = _learn_noise(members, method, floor, common_floor)
+    runs = len(set().union(*(m.baseline for m in members)))
+    common_var = noise.common**2 * (1 + 1 / runs)
+    d = {m.name: m.candidate.mean - statistics.fmean(lv.mean for lv in m.baseline.values())
+         for m in members}
+    v = {m.name: noise.specific[m.name] ** 2 * (1 + 1 / len(m.baseline)) for m in members}
+    family = len(members)
+    # the deviation test only sorts benchmarks (at the full alpha); the gate's decisions are
+    # two tests, the run's shift and the benchmarks apart (Holm): each gets half the alpha,
+    # so that the gate as a whole keeps its confidence (Bonferroni over the two)
+    alpha = 1 - confidence
+    decide = alpha / 2 if pool == "run" and family > 1 else alpha
+    band = math.log1p(threshold)
+    z_power = _z(POWER)
+
+    # who moved apart from the run: the most significant deviation first, one at a time
+    apart: list[str] = []
+    if pool == "run":
+        while family - len(apart) >= 2:
+            together = [m.name for m in members if m.name not in apart]
+            weight = sum(1 / v[n] for n in together)
+            mean = sum(d[n] / v[n] for n in together) / weight
+            tests = []
+            for n in together:
+                var = max(v[n] - 1 / weight, 1e-18)
+                df = _satterthwaite([(v[n], noise.specific_df[n])])
+                tests.append((2 * _p_one_sided(d[n] - mean, math.sqrt(var), df), n))
+            p, worst = min(tests)
+            if p > alpha / len(together):  # Holm's first step over those still together
+                break
+            apart.append(worst)
+    together = [m.name for m in members if m.name not in apart]
+
+    weight = sum(1 / v[n] for n in together)
+    shift = sum(d[n] / v[n] for n in together) / weight
+    shift_var = common_var + 1 / weight
+    shift_df = _satterthwaite([(common_var, noise.common_df),
+                               (1 / weight, _satterthwaite(
+                                   [(v[n], noise.specific_df[n]) for n in together]))])
+    c = _t(1 - decide, shift_df)
+    se = math.sqrt(shift_var)
+    low, high = shift - c * se, shift + c * se
+    shift_p = _p_one_sided(shift, se, shift_df)
+    shift_mde = math.expm1((c + z_power) * se)
+    result = Shift(metric=metric, method=method, verdict=_verdict(shift, low, high, band, sign),
+                   change=math.expm1(shift), low=math.expm1(low), high=math.expm1(high),
+                   p_value=shift_p, noise=math.expm1(noise.common), noise_source=noise.source,
+                   mde=shift_mde, together=together, apart=list(apart))
+    if pool == "none":
+        result.verdict = NOT_GATED  # every benchmark is judged alone; the shift is shown only
+
+    judgements = []
+    alone_family = []
+    for m in members:
+        n = m.name
+        alone_var = common_var + v[n]
+        alone_df = _satterthwaite([(common_var, noise.common_df), (v[n], noise.specific_df[n])])
+        alone_se = math.sqrt(alone_var)
+        c_family = _t(1 - decide / family, alone_df)
+        common = dict(metric=metric, change=math.expm1(d[n]), method=method,
+                      noise=math.expm1(math.sqrt(noise.common**2 + noise.specific[n] ** 2)),
+                      noise_source=noise.source,
+                      mde_alone=math.expm1((c_family + z_power) * alone_se))
+        if n in together and pool == "run" and family > 1:
+            j = Judgement(verdict=result.verdict, low=result.low, high=result.high,
+                          p_value=shift_p, mde=shift_mde, estimate=result.change,
+                          judged="with the run", **common)
+        else:
+            c_alone = _t(1 - decide, alone_df)
+            lo, hi = d[n] - c_alone * alone_se, d[n] + c_alone * alone_se
+            j = Judgement(verdict=_verdict(d[n], lo, hi, band, sign), low=math.expm1(lo),
+                          high=math.expm1(hi), p_value=_p_one_sided(d[n], alone_se, alone_df),
+                          mde=common["mde_alone"], estimate=math.expm1(d[n]),
+                          judged="apart" if family > 1 else "alone", **common)
+            alone_family.append(j)
+        judgements.append(j)
+    holm(alone_family, decide, family)
+    return judgements, result
 
 
 def judge_levels(candidate: Level, baseline: list[Level], *, threshold: float, confidence: float,
                  method: str, floor: float | None, metric: str, sign: int = 1,
-                 family: int = 1, prior: float | None = None) -> Judgement:
-    """Judge ``candidate`` against the mean of ``baseline`` levels. ``sign`` is +1 when a
-    larger value is worse (time), -1 when smaller is worse (throughput). ``family`` is the
-    number of benchmarks judged together (for the detectable effect; Holm is applied later)."""
-    tau, source, df = noise_model(candidate, baseline, method, floor, prior)
-    m = len(baseline)
-    base = statistics.fmean(b.mean for b in baseline)
-    d = candidate.mean - base
-    se = tau * math.sqrt(1 + 1 / m)
-    c = _t(confidence, df)
-    low, high = d - c * se, d + c * se
-    band = math.log1p(threshold)
-    worse = sign * d
-    p = 1 - statistics.NormalDist().cdf(abs(d) / se) if df is None else _t_sf(abs(d) / se, df)
-    if -band < low and high < band:
-        verdict = UNCHANGED
-    elif (low > 0 and high >= band) or (high < 0 and low <= -band):
-        verdict = REGRESSED if worse > 0 else IMPROVED  # provisional: Holm may demote it
-    else:
-        verdict = INCONCLUSIVE
-    c_family = _t(1 - (1 - confidence) / max(family, 1), df)
-    mde = math.expm1((c_family + _z(POWER)) * se)
-    return Judgement(metric=metric, verdict=verdict, change=math.expm1(d), low=math.expm1(low),
-                     high=math.expm1(high), p_value=p, noise=math.expm1(tau), noise_source=source,
-                     mde=mde, method=method)
+                 common_floor: float | None = None) -> Judgement:
+    """Judge one benchmark alone against the mean of ``baseline`` levels (one per run)."""
+    member = Member("benchmark", candidate, dict(enumerate(baseline)))
+    judgements, _ = judge_family([member], threshold=threshold, confidence=confidence,
+                                 method=method, metric=metric, sign=sign, floor=floor,
+                                 common_floor=common_floor)
+    return judgements[0]
 
 
 def _t_sf(x: float, df: int) -> float:
@@ -293,12 +471,12 @@ def _t_sf(x: float, df: int) -> float:
     return float(t.sf(x, df))
 
 
-def holm(judgements: list[Judgement], alpha: float) -> None:
+def holm(judgements: list[Judgement], alpha: float, family: int | None = None) -> None:
     """Demote regressed/improved verdicts whose p-value does not survive Holm's step-down
-    correction over the family (in place)."""
+    correction over a family of ``family`` tests (default: the judgements given), in place."""
     flagged = sorted((j for j in judgements if j.verdict in (REGRESSED, IMPROVED)),
                      key=lambda j: j.p_value)
-    k = len(judgements)
+    k = max(family or len(judgements), len(judgements))
     for rank, j in enumerate(flagged):
         if j.p_value > alpha / (k - rank):
             for rest in flagged[rank:]:
@@ -345,6 +523,7 @@ class Comparison:
     removed: list[str]
     cross_machine: bool
     options: GateOptions
+    shifts: list[Shift] = field(default_factory=list)  # the run as a whole, per metric
 
     @property
     def threshold(self) -> float:
@@ -366,6 +545,7 @@ class Comparison:
             "added": self.added, "removed": self.removed,
             "regressed": [r.fullname for r in self.regressions],
             "counts": {v: self.count(v) for v in VERDICTS},
+            "shifts": [s.to_dict() for s in self.shifts],
         }
 
 
@@ -392,40 +572,63 @@ def _time_samples(new: Bench, olds: list[Bench], sample: str):
     return epoch_times, "epoch"
 
 
-def _judge_time(new: Bench, olds: list[Bench], opts: GateOptions, family: int,
-                metric: str = "time", prior: float | None = None) -> Judgement:
-    method = _method(new, olds, opts.calibration)
-    if metric == "time":
-        samples, kind = _time_samples(new, olds, opts.sample)
-        method = f"{method}, {kind} times"
-    else:
-        samples = throughputs
+def _judge_metric(pairs: list, opts: GateOptions, metric: str
+                  ) -> tuple[dict[str, Judgement], list[Shift]]:
+    """Judge time (or throughput) of every benchmark: one family per method (normally one),
+    benchmarks on a disturbed machine alone and inconclusive."""
+    families: dict[str, list[Member]] = {}
+    benches: dict[str, tuple] = {}
+    disturbed: dict[str, float] = {}
+    for name, new, runs in pairs:
+        olds = [b for _, b in runs]
+        method = _method(new, olds, opts.calibration)
+        if metric == "time":
+            samples, kind = _time_samples(new, olds, opts.sample)
+            label = f"{method}, {kind} times"
+        else:
+            samples, label = throughputs, method
+        calibrated = method == "calibrated"
 
-    calibrated = method.startswith("calibrated")
+        def level(b: Bench, samples=samples, calibrated=calibrated) -> Level:
+            scale = calibration_s(b) if calibrated else 1.0
+            values = samples(b)
+            if metric == "throughput" and calibrated:
+                return Level.of([x * scale for x in values])  # images per reference time
+            return Level.of(values, scale)
 
-    def level(b: Bench) -> Level:
-        scale = calibration_s(b) if calibrated else 1.0
-        values = samples(b)
-        if metric == "throughput" and calibrated:
-            return Level.of([v * scale for v in values])  # images per reference-workload time
-        return Level.of(values, scale)
+        member = Member(name, level(new), {i: level(b) for i, b in runs})
+        benches[name] = (new, olds, samples, label)
+        if calibrated:
+            speed = math.log(calibration_s(new)) - statistics.fmean(
+                math.log(calibration_s(b)) for b in olds)
+            if abs(speed) > math.log1p(DISTURBED):
+                disturbed[name] = math.exp(speed)
+                families.setdefault(f"{label} (disturbed {name})", []).append(member)
+                continue
+        families.setdefault(label, []).append(member)
 
-    j = judge_levels(level(new), [level(b) for b in olds], threshold=opts.threshold,
-                     confidence=opts.confidence,
-                     method="calibrated" if calibrated else "raw", floor=opts.noise_floor,
-                     metric=metric, sign=1 if metric == "time" else -1, family=family,
-                     prior=prior)
-    j.method = method
-    if calibrated:
-        speed = math.log(calibration_s(new)) - statistics.fmean(
-            math.log(calibration_s(b)) for b in olds)
-        if abs(speed) > math.log1p(DISTURBED):
-            j.verdict = INCONCLUSIVE
-            j.noise_source = (f"a disturbed machine: the reference workload ran "
-                              f"{math.exp(speed):.2g}x its baseline time")
-    j.base = statistics.median(statistics.median(samples(b)) for b in olds)
-    j.new = statistics.median(samples(new))
-    return j
+    judgements: dict[str, Judgement] = {}
+    shifts: list[Shift] = []
+    for label, members in families.items():
+        method = "calibrated" if label.startswith("calibrated") else "raw"
+        found, shift = judge_family(
+            members, threshold=opts.threshold, confidence=opts.confidence, method=method,
+            metric=metric, sign=1 if metric == "time" else -1, floor=opts.noise_floor,
+            common_floor=opts.common_noise_floor, pool=opts.pool)
+        for m, j in zip(members, found):
+            new, olds, samples, kind = benches[m.name]
+            j.method = kind
+            j.base = statistics.median(statistics.median(samples(b)) for b in olds)
+            j.new = statistics.median(samples(new))
+            if m.name in disturbed:
+                j.verdict = INCONCLUSIVE
+                j.noise_source = (f"a disturbed machine: the reference workload ran "
+                                  f"{disturbed[m.name]:.2g}x its baseline time")
+            judgements[m.name] = j
+        if not any(m.name in disturbed for m in members):
+            shift.method = label
+            shifts.append(shift)
+    return judgements, shifts
 
 
 def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:
@@ -465,21 +668,6 @@ def _judge_data_wait(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgem
                      base=statistics.median(before), new=statistics.median(after))
 
 
-def _pooled_spread(pairs: list, opts: GateOptions) -> float | None:
-    """The median run-to-run spread of the benchmarks' time levels over the baseline
-    history (the prior of each benchmark's moderated noise); None without a history."""
-    spreads = []
-    for _, new, olds in pairs:
-        if len(olds) < MIN_HISTORY:
-            continue
-        method = _method(new, olds, opts.calibration)
-        samples, _ = _time_samples(new, olds, opts.sample)
-        levels = [Level.of(samples(b), calibration_s(b) if method == "calibrated" else 1.0).mean
-                  for b in olds]
-        spreads.append(statistics.stdev(levels))
-    return statistics.median(spreads) if spreads else None
-
-
 def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | None = None, *,
             allow_cross_machine: bool = False) -> Comparison:
     """Judge ``candidate`` against one earlier run or a history of them (the baseline
@@ -498,17 +686,19 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             "different hardware or software are not comparable (pass --allow-cross-machine to "
             "compare anyway)")
     base_names = set().union(*(r.benchmarks for r in base_runs))
-    pairs = [(name, new, [r.benchmarks[name] for r in base_runs if name in r.benchmarks])
+    pairs = [(name, new, [(i, r.benchmarks[name]) for i, r in enumerate(base_runs)
+                          if name in r.benchmarks])
              for name, new in sorted(candidate.benchmarks.items())]
     pairs = [p for p in pairs if p[2]]
-    family = len(pairs)
-    prior = _pooled_spread(pairs, opts)
+    by_metric, shifts = {}, []
+    for metric in ("time", "throughput"):
+        if metric == "time" or metric in opts.gate_on:
+            by_metric[metric], found = _judge_metric(pairs, opts, metric)
+            shifts += found
     rows = []
-    for name, new, olds in pairs:
-        judgements = {"time": _judge_time(new, olds, opts, family, prior=prior)}
-        if "throughput" in opts.gate_on:
-            judgements["throughput"] = _judge_time(new, olds, opts, family, metric="throughput",
-                                                   prior=prior)
+    for name, new, runs in pairs:
+        judgements = {metric: judged[name] for metric, judged in by_metric.items()}
+        olds = [b for _, b in runs]
         if "memory" in opts.gate_on:
             judgements["memory"] = _judge_memory(new, olds, opts)
         if "data_wait" in opts.gate_on:
@@ -517,12 +707,10 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
         rows.append(Row(fullname=name, group=new.group, base_median=t.base, new_median=t.new,
                         change=t.change, verdict=UNCHANGED, method=t.method, base_runs=len(olds),
                         new_rounds=len(epoch_times(new)), judgements=judgements))
-    alpha = 1 - opts.confidence
-    for metric in ("time", "throughput"):
-        holm([r.judgements[metric] for r in rows if metric in r.judgements], alpha)
     from fer.bench.explain import explain
 
-    for r, (_, new, olds) in zip(rows, pairs):
+    for r, (_, new, runs) in zip(rows, pairs):
+        olds = [b for _, b in runs]
         gated = [j.verdict for k, j in r.judgements.items() if k in opts.gate_on]
         r.verdict = max(gated or [UNCHANGED], key=_SEVERITY.__getitem__)
         if r.verdict == NOT_GATED:
@@ -534,4 +722,4 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
         baseline=base_runs, candidate=candidate, rows=rows,
         added=sorted(set(candidate.benchmarks) - base_names),
         removed=sorted(base_names - set(candidate.benchmarks)),
-        cross_machine=bool(foreign), options=opts)
+        cross_machine=bool(foreign), options=opts, shifts=shifts)

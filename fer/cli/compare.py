@@ -42,8 +42,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     options = GateOptions(threshold=args.threshold, memory_threshold=args.memory_threshold,
                           data_wait_threshold=args.data_wait_threshold,
                           confidence=args.confidence, calibration=args.calibration,
-                          sample=args.sample,
-                          noise_floor=args.noise_floor, gate_on=_gates(args.gate_on))
+                          sample=args.sample, pool=args.pool,
+                          noise_floor=args.noise_floor,
+                          common_noise_floor=args.common_noise_floor,
+                          gate_on=_gates(args.gate_on))
     options.check()
     if args.plot:  # checked before any work: the charts are never lost at the end
         check_output_path(args.plot, "--plot", folder=True)
@@ -92,7 +94,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub, full: bool = True) -> None:
-    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY
+    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY, POOLS
+
+    cal_common, cal_specific = DEFAULT_NOISE["calibrated"]
+    raw_common, raw_specific = DEFAULT_NOISE["raw"]
 
     p = sub.add_parser(
         "compare", help="compare benchmark runs with their baseline; gate on regressions",
@@ -100,12 +105,16 @@ def register(sub, full: bool = True) -> None:
                     "folders of saved runs, e.g. .benchmarks/<hardware class>/), or the newest "
                     "run under --history DIR against the runs before it. Each benchmark's change "
                     "is weighed against the noise that applies: the spread of its rounds and its "
-                    f"run-to-run spread, learned from {MIN_HISTORY} or more baseline runs (else "
-                    f"a floor: {100 * DEFAULT_NOISE['calibrated']:g}% calibrated, "
-                    f"{100 * DEFAULT_NOISE['raw']:g}% raw). Verdicts: regressed, improved, "
-                    "unchanged (shown within the threshold) or inconclusive (too noisy to "
-                    "tell), with each benchmark's minimum detectable effect. With 4 or more "
-                    "runs, change points over the history are listed.",
+                    "run-to-run noise, in two parts (common to a run's benchmarks, and specific "
+                    f"to one), learned from {MIN_HISTORY} or more baseline runs (else floors: "
+                    f"{100 * cal_common:g}% + {100 * cal_specific:g}% calibrated, "
+                    f"{100 * raw_common:g}% + {100 * raw_specific:g}% raw). Benchmarks that "
+                    "moved together are judged by the run's shift (their mean change, which "
+                    "averages the specific noise away); a benchmark that moved differently is "
+                    "judged apart. Verdicts: regressed, improved, unchanged (shown within the "
+                    "threshold) or inconclusive (too noisy to tell), with each benchmark's "
+                    "minimum detectable effect. With 4 or more runs, change points over the "
+                    "history are listed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="baseline run files or folders, then the candidate run file")
@@ -121,7 +130,11 @@ def register(sub, full: bool = True) -> None:
     p.add_argument("--gate-on", default=",".join(DEFAULT_GATES),
                    help=f"metrics that can fail the gate: {', '.join(GATES)}")
     p.add_argument("--confidence", type=float, default=0.95,
-                   help="one-sided confidence per benchmark (Holm-corrected over the run)")
+                   help="one-sided confidence of the gate: the run's shift and the benchmarks "
+                        "judged apart (Holm over the run) get half the alpha each")
+    p.add_argument("--pool", choices=POOLS, default="run",
+                   help="run: judge the benchmarks that moved together by the run's shift; "
+                        "none: judge every benchmark alone (Holm over the run)")
     p.add_argument("--sample", choices=("auto", "epoch", "step"), default="auto",
                    help="time samples: each epoch's wall time, or its typical step (the 25th "
                         "percentile of its step times) x its steps, which bursts of a busy "
@@ -130,7 +143,11 @@ def register(sub, full: bool = True) -> None:
                    help="judge epoch times relative to the reference workload timed beside them "
                         "(auto: where every run recorded it)")
     p.add_argument("--noise-floor", type=float, default=None,
-                   help="run-to-run noise to assume without enough history (default: per method)")
+                   help="run-to-run noise specific to one benchmark, to assume without enough "
+                        "history (default: per method, see above)")
+    p.add_argument("--common-noise-floor", type=float, default=None,
+                   help="run-to-run noise common to a run's benchmarks, to assume without "
+                        "enough history (default: per method, see above)")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="compare runs from different hardware or software (flagged)")
     out = p.add_mutually_exclusive_group()
