@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 MAY_CHANGE_ON_RESUME = frozenset({
     "epochs", "eval_every", "checkpoint_dir", "resume", "overwrite", "metrics_json", "run_dir",
     "device", "compile", "num_workers", "loader", "pin_memory", "persistent_workers",
-    "prefetch_factor", "learning_rate",
+    "prefetch_factor", "learning_rate", "optimizer_impl", "cuda_graph",
 })
 #: what a checkpoint must hold
 REQUIRED_KEYS = ("format", "model_name", "epoch", "model", "optimizer", "scheduler", "scaler",

@@ -80,6 +80,24 @@ def _parallel_modes() -> tuple[str, ...]:
     return PARALLEL_MODES
 
 
+def _optimizer_impls() -> tuple[str, ...]:
+    from fer.optim import OPTIMIZER_IMPLS
+
+    return OPTIMIZER_IMPLS
+
+
+#: --compile: none, or a torch.compile mode (a bare --compile is "default")
+COMPILE_MODES = ("none", "default", "reduce-overhead", "max-autotune")
+
+
+def _compile_modes() -> tuple[str, ...]:
+    return COMPILE_MODES
+
+
+def _channels() -> tuple[int, ...]:
+    return (1, 3)
+
+
 def _ferplus_modes() -> tuple[str, ...]:
     from fer.data.fer2013 import FERPLUS_MODES
 
@@ -132,6 +150,9 @@ class TrainConfig:
                                "first one", "data",
         commands=ALL)
     image_size: int = knob(48, "resize inputs to this size (FER2013's is 48)", "data", metavar="PX")
+    channels: int = knob(1, "input channels: 1 (the grayscale face) or 3 (the face repeated "
+                         "into ImageNet's three-channel stem, what a pretrained EfficientNet "
+                         "expects)", "data", choices=_channels)
     loader: str = knob(AUTO, "dataloader (worker processes) or device (data resident on the "
                        "device)", "data", choices=_loaders,
                        default_help="auto: dataloader when --num-workers > 0, else device")
@@ -150,7 +171,9 @@ class TrainConfig:
                                   "flag for timm's own source (needs the network)", "model",
                                   metavar="PATH", nargs="?", const="timm", default_help="none")
     channels_last: bool = knob(False, "channels_last memory format", "model")
-    compile: bool = knob(False, "torch.compile the model", "model")
+    compile: str = knob("none", "torch.compile the model in this mode (a bare --compile: "
+                        "default); the compile time is recorded apart from the epochs",
+                        "model", choices=_compile_modes, nargs="?", const="default")
     drop_rate: float = knob(0.0, "dropout before the classifier", "model", metavar="P")
     # optimisation
     epochs: int = knob(8, "training epochs", "optimisation", metavar="N", commands=("train",))
@@ -171,6 +194,13 @@ class TrainConfig:
     label_smoothing: float = knob(0.0, "cross-entropy label smoothing", "optimisation", metavar="E")
     precision: str = knob("fp32", "autocast precision (amp_fp16 adds a GradScaler)", "optimisation",
                           choices=_precisions)
+    optimizer_impl: str = knob("auto", "how the update runs: torch's choice, forloop, foreach "
+                               "(multi-tensor) or fused (one kernel: adam, adamw, sgd*, adagrad)",
+                               "optimisation", choices=_optimizer_impls)
+    cuda_graph: bool = knob(False, "capture the whole training step (forward, loss, backward, "
+                            "optimizer) in a CUDA graph after a warm-up and replay it: one "
+                            "launch a step instead of hundreds (CUDA only; fp16 captures up to "
+                            "the backward, its GradScaler steps outside)", "execution")
     # execution
     device: str = knob(AUTO, "auto, cpu, cuda or cuda:N", "execution",
                        default_help="auto: cuda when visible, else cpu",
@@ -204,6 +234,8 @@ class TrainConfig:
                                default_help="runs/, or $FER_RUNS_DIR")
 
     def __post_init__(self) -> None:
+        if isinstance(self.compile, bool):  # configs and checkpoints written before the modes
+            self.compile = "default" if self.compile else "none"
         for f in dataclasses.fields(self):
             choices = f.metadata.get("choices")
             if choices is not None:
@@ -257,6 +289,7 @@ class TrainConfig:
                               "--nproc_per_node sets the number of devices")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise ConfigError(f"--device {self.device!r}: use auto, cpu, cuda or cuda:N")
+        self._check_step_modes()
         self._check_task_fields()
         self._check_outputs()
         if self.pretrained not in (None, "timm") and not Path(self.pretrained).is_file():
@@ -265,6 +298,32 @@ class TrainConfig:
         from fer.tasks import TASKS
 
         TASKS[self.task].check_config(self)  # the task's own fields (e.g. --pose-size)
+
+    def _check_step_modes(self) -> None:
+        """--cuda-graph replays one captured step: what cannot live in a graph is refused."""
+        if not self.cuda_graph:
+            return
+        if self.device == "cpu":
+            raise ConfigError("--cuda-graph needs a CUDA device (a CUDA graph replays GPU "
+                              "kernels); drop it on --device cpu")
+        if self.parallel != "none":
+            raise ConfigError(f"--cuda-graph cannot capture --parallel {self.parallel} (its "
+                              "scatter/gather and collectives run on the host each step); use "
+                              "one device, or drop --cuda-graph")
+        if self.compile in ("reduce-overhead", "max-autotune"):
+            raise ConfigError(f"--compile {self.compile} already replays CUDA graphs of its "
+                              "own; pass --compile default with --cuda-graph, or drop "
+                              "--cuda-graph")
+        if self.scheduler != "none" or self.warmup_epochs:
+            raise ConfigError("--cuda-graph replays a fixed learning rate; a schedule "
+                              "(--scheduler, --warmup-epochs) changes it every step: use "
+                              "--scheduler none --warmup-epochs 0, or drop --cuda-graph")
+        from fer.optim import graphable
+
+        able = graphable()
+        if self.optimizer not in able:
+            raise ConfigError(f"--cuda-graph: --optimizer {self.optimizer} keeps host-side "
+                              f"state torch cannot capture; use one of {', '.join(able)}")
 
     def _check_task_fields(self) -> None:
         """Flags that belong to one task are refused with the other, never silently ignored."""
@@ -314,7 +373,8 @@ class TrainConfig:
     def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
         value = getattr(self, name)
         if value not in allowed:
-            raise ConfigError(f"{flag(name)} {value!r} is not one of: {', '.join(allowed)}")
+            raise ConfigError(f"{flag(name)} {value!r} is not one of: "
+                              f"{', '.join(str(a) for a in allowed)}")
 
     def _at_least(self, name: str, low: float) -> None:
         value = getattr(self, name)
@@ -365,7 +425,8 @@ class TrainConfig:
             global_batch=global_batch, loader_batch=global_batch // world_size,
             base_lr=base_lr,
             lr=scaled_lr(base_lr, global_batch, self.base_batch_size, self.lr_scaling),
-            precision=self.precision, optimizer=self.optimizer,
+            precision=self.precision, optimizer=self.optimizer, channels=self.channels,
+            compile=self.compile, optimizer_impl=self.optimizer_impl, cuda_graph=self.cuda_graph,
         )
 
 
@@ -390,6 +451,10 @@ class Plan:
     lr: float  # after --lr-scaling
     precision: str
     optimizer: str
+    channels: int = 1
+    compile: str = "none"
+    optimizer_impl: str = "auto"
+    cuda_graph: bool = False
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

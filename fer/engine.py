@@ -12,6 +12,13 @@ run's state and trains:
 * ``run_steps(n)`` trains ``n`` steps across epoch boundaries without a record
   (the profiler's way in).
 
+Step modes, one knob each: ``--optimizer-impl`` (forloop, foreach, fused),
+``--compile MODE`` (the first step's time, which holds the compilation, is kept
+in ``trainer.setup_s["compile_s"]``) and ``--cuda-graph`` (the whole step
+captured once and replayed, :mod:`fer.graphs`; warm-up and capture time in
+``trainer.setup_s["capture_s"]``). Both setup times fall in the perf suite's
+untimed warm-up epoch and are recorded apart from the timed ones.
+
 The step itself reads top to bottom in ``_train_step``: forward under the
 resolved precision, backward and optimizer step through it, loss and accuracy
 summed on the device (read once per epoch, never per step).
@@ -124,6 +131,7 @@ class _Sums:
         self.skipped = 0
         self.images = self.steps = 0
         self.data_wait = 0.0
+        self.host: list[float] = []  # per step, the host's time to issue it
 
 
 def build_trainer(config: TrainConfig, data=None) -> Trainer:
@@ -145,6 +153,9 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
             resume_state = checkpoint.check_resume(config, ckpt_path)
         checkpoint.clean_stale_temporaries(ckpt_path)
     device = resolve_device(config.device)
+    if config.cuda_graph and device.type != "cuda":
+        raise ConfigError(f"--cuda-graph needs a CUDA device; --device {config.device} "
+                          f"resolved to {device} (no CUDA device visible): drop --cuda-graph")
     dist = DistInfo()
     if config.parallel == "ddp":
         dist, device = init_distributed(device)
@@ -165,7 +176,7 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
         pin_memory=plan.pin_memory, persistent_workers=config.persistent_workers,
         prefetch_factor=config.prefetch_factor, seed=config.seed,
         image_size=config.image_size if config.image_size != 48 else None,
-        rank=dist.rank, world_size=dist.world_size)
+        rank=dist.rank, world_size=dist.world_size, channels=config.channels)
     # one loader batch is what one process feeds its model(s): under DDP each
     # process loads batch_size; DataParallel splits batch_size x devices
     train_loader = task.make_loader(train, train=True, batch_size=plan.loader_batch, options=options)
@@ -180,11 +191,12 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
     # DDP's forward syncs buffers across ranks; shards of the validation set
     # differ in length, so evaluation runs the bare model and all-reduces sums
     eval_model = model if config.parallel == "ddp" else wrapped
-    if config.compile:
-        wrapped = torch.compile(wrapped)
+    if config.compile != "none":
+        wrapped = torch.compile(wrapped, mode=None if config.compile == "default" else config.compile)
 
     optimizer = create_optimizer(model, config.optimizer, lr=plan.lr, momentum=config.momentum,
-                                 weight_decay=config.weight_decay)
+                                 weight_decay=config.weight_decay, impl=config.optimizer_impl,
+                                 capturable=config.cuda_graph)
     steps_per_epoch = len(train_loader)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -220,6 +232,13 @@ class Trainer:
         self.memory_format = memory_format
         self.epoch = 0  # the next epoch to run
         self.records: list[EpochRecord] = []
+        #: one-off setup seconds kept apart from the epochs: compile_s, capture_s
+        self.setup_s: dict[str, float] = {}
+        self.step_graph = None
+        if config.cuda_graph:
+            from fer.graphs import GraphedStep
+
+            self.step_graph = GraphedStep(self)
 
     # the plan's figures under the names the CLI and the perf suite print
     @property
@@ -252,8 +271,28 @@ class Trainer:
         sums.data_wait += time.perf_counter() - wait_start
         return batch
 
+    def _step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
+        """One training step in the configured mode (eager or graphed); the host's time to
+        issue it is kept, and the first compiled step's time is the compile time."""
+        first_compiled = self.config.compile != "none" and "compile_s" not in self.setup_s
+        if first_compiled:
+            timing.synchronize(self.device)
+        start = time.perf_counter()
+        if self.step_graph is not None:
+            self.step_graph(inputs, targets, sums)
+            if self.step_graph.capture_s is not None and "capture_s" not in self.setup_s:
+                self.setup_s["graph_warmup_s"] = self.step_graph.warmup_s
+                self.setup_s["capture_s"] = self.step_graph.capture_s
+        else:
+            self._train_step(inputs, targets, sums)
+        sums.host.append(time.perf_counter() - start)
+        if first_compiled:
+            self.setup_s["compile_s"] = timing.now(self.device) - start
+
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
-        with self.precision.autocast(), record_function("forward"):
+        # a graphed run keeps autocast's cache off in every step, as its capture must
+        with self.precision.autocast(cache_enabled=self.step_graph is None), \
+                record_function("forward"):
             logits = self.model(inputs)
             loss = self.task.loss(logits, targets)
         self.optimizer.zero_grad(set_to_none=True)
@@ -291,16 +330,21 @@ class Trainer:
             batch = self._next_batch(batches, sums)
             if batch is None:
                 break
-            self._train_step(*batch, sums)
+            self._step(*batch, sums)
             clock.mark()  # no sync: a CUDA event, read after the epoch
             if on_step is not None:
                 on_step(sums.steps, sums.images, sums.data_wait)
             if sums.steps % _NAN_CHECK_EVERY == 0:
+                if self.step_graph is not None:
+                    self.step_graph.drain(sums)  # the replays' counts, on the device
                 self._check_finite(sums.bad_losses, sums.steps)
         wall = timing.now(device) - start
 
+        if self.step_graph is not None:
+            self.step_graph.drain(sums)
         record = self._epoch_record(sums, wall, lr)
         record.step_s = timing.step_quantiles(clock.seconds())
+        record.host_step_s = float(np.median(sums.host)) if sums.host else None
         self.records.append(record)
         self.epoch += 1
         return record
@@ -339,7 +383,7 @@ class Trainer:
                 batch = self._next_batch(batches, sums)
                 if batch is None:
                     break
-                self._train_step(*batch, sums)
+                self._step(*batch, sums)
                 in_pass += 1
                 if on_step is not None:
                     on_step(sums.steps, sums.images, sums.data_wait)
@@ -347,6 +391,8 @@ class Trainer:
                 raise TrainingError("the training loader yielded no batch")
             passes += 1
         wall = timing.now(self.device) - start
+        if self.step_graph is not None:
+            self.step_graph.drain(sums)
         self._check_finite(sums.bad_losses, sums.steps)
         return StepsDone(steps=sums.steps, images=sums.images, wall_s=wall,
                          data_wait_s=sums.data_wait)
@@ -428,4 +474,8 @@ class Trainer:
     def load_checkpoint(self, path: Path) -> None:
         from fer import checkpoint
 
+        if self.step_graph is not None and self.step_graph.graph is not None:
+            raise TrainingError("a checkpoint cannot be loaded into a run whose step is already "
+                                "captured in a CUDA graph (the graph would keep updating the "
+                                "old optimizer state): load it before the first step")
         checkpoint.load(self, path)

@@ -3,12 +3,18 @@
 The registry's names are the allowed values of ``--optimizer``; importing this
 module does not import torch (the CLI reads the names cheaply), building an
 optimizer does.
+
+``--optimizer-impl`` picks how torch runs the update, never what it computes:
+``auto`` (torch's own choice: foreach on CUDA), ``forloop`` (one parameter at a
+time: a few kernels per parameter), ``foreach`` (multi-tensor kernels over lists
+of parameters) or ``fused`` (one kernel for the whole update; Adam, AdamW, SGD
+and Adagrad). Support is read from the installed torch's optimizer signatures,
+so a torch that lacks an implementation is refused with a clear message.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -21,56 +27,47 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    factory: Callable[..., torch.optim.Optimizer]  # (params, lr, momentum, weight_decay)
+    class_name: str  # in torch.optim
     default_lr: float
-    uses_momentum: bool = False
+    uses_momentum: bool = False  # --momentum applies
+    options: tuple[tuple[str, object], ...] = ()  # fixed keyword arguments (nesterov)
 
-
-def _sgd(params, lr, momentum, weight_decay):
-    import torch
-
-    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
-
-
-def _momentum(params, lr, momentum, weight_decay):
-    import torch
-
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-def _nesterov(params, lr, momentum, weight_decay):
-    import torch
-
-    return torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=True,
-                           weight_decay=weight_decay)
-
-
-def _simple(class_name: str):
-    def make(params, lr, momentum, weight_decay):
+    def torch_class(self):
         import torch
 
-        cls = getattr(torch.optim, class_name)
-        return cls(params, lr=lr, weight_decay=weight_decay)
-    return make
+        return getattr(torch.optim, self.class_name)
+
+    def supports(self, keyword: str) -> bool:
+        """Whether the installed torch's optimizer takes ``keyword`` (fused, capturable...)."""
+        import inspect
+
+        return keyword in inspect.signature(self.torch_class().__init__).parameters
 
 
-def _rmsprop(params, lr, momentum, weight_decay):
-    import torch
-
-    return torch.optim.RMSprop(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-
-
-#: name -> how to build it and its default learning rate. The study's names.
+#: name -> the torch optimizer and its default learning rate. The study's names.
 OPTIMIZERS: dict[str, OptimizerSpec] = {
-    "sgd": OptimizerSpec(_sgd, 0.05),
-    "sgd_momentum": OptimizerSpec(_momentum, 0.05, uses_momentum=True),
-    "sgd_nesterov": OptimizerSpec(_nesterov, 0.05, uses_momentum=True),
-    "adam": OptimizerSpec(_simple("Adam"), 1e-3),
-    "adamw": OptimizerSpec(_simple("AdamW"), 1e-3),
-    "rmsprop": OptimizerSpec(_rmsprop, 1e-3, uses_momentum=True),
-    "adagrad": OptimizerSpec(_simple("Adagrad"), 1e-2),
-    "adadelta": OptimizerSpec(_simple("Adadelta"), 1.0),
+    "sgd": OptimizerSpec("SGD", 0.05),
+    "sgd_momentum": OptimizerSpec("SGD", 0.05, uses_momentum=True),
+    "sgd_nesterov": OptimizerSpec("SGD", 0.05, uses_momentum=True, options=(("nesterov", True),)),
+    "adam": OptimizerSpec("Adam", 1e-3),
+    "adamw": OptimizerSpec("AdamW", 1e-3),
+    "rmsprop": OptimizerSpec("RMSprop", 1e-3, uses_momentum=True),
+    "adagrad": OptimizerSpec("Adagrad", 1e-2),
+    "adadelta": OptimizerSpec("Adadelta", 1.0),
 }
+
+def graphable() -> tuple[str, ...]:
+    """The optimizers a whole-step CUDA graph can capture in the installed torch: SGD (no
+    step count) and those built ``capturable`` (their step count lives on the device)."""
+    return tuple(n for n, spec in OPTIMIZERS.items()
+                 if spec.class_name == "SGD" or spec.supports("capturable"))
+
+
+#: --optimizer-impl: how the update runs (see the module's docstring)
+OPTIMIZER_IMPLS = ("auto", "forloop", "foreach", "fused")
+#: what each implementation passes to the torch optimizer
+_IMPL_KWARGS = {"auto": {}, "forloop": {"foreach": False}, "foreach": {"foreach": True},
+                "fused": {"fused": True}}
 
 
 #: per-step learning-rate schedules (--scheduler) and batch-size scaling rules (--lr-scaling)
@@ -97,13 +94,44 @@ def scaled_lr(base_lr: float, global_batch: int, base_batch: int, rule: str) -> 
     raise ConfigError(f"--lr-scaling {rule!r} is not one of: {', '.join(LR_SCALINGS)}")
 
 
-def create_optimizer(model: nn.Module, name: str, *, lr: float | None = None,
-                     momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def impl_kwargs(name: str, impl: str = "auto", *, capturable: bool = False) -> dict:
+    """The keyword arguments ``--optimizer NAME --optimizer-impl IMPL`` passes to torch
+    (``capturable`` for a step captured in a CUDA graph); a ConfigError where the installed
+    torch's optimizer has no such implementation."""
     if name not in OPTIMIZERS:
         raise ConfigError(f"--optimizer {name!r} is not one of: {', '.join(OPTIMIZERS)}")
+    if impl not in OPTIMIZER_IMPLS:
+        raise ConfigError(f"--optimizer-impl {impl!r} is not one of: {', '.join(OPTIMIZER_IMPLS)}")
+    spec = OPTIMIZERS[name]
+    kwargs = dict(_IMPL_KWARGS[impl])
+    for keyword in kwargs:
+        if not spec.supports(keyword):
+            import torch
+
+            able = [n for n in OPTIMIZERS if OPTIMIZERS[n].supports(keyword)]
+            raise ConfigError(f"--optimizer-impl {impl}: torch {torch.__version__} has no {impl} "
+                              f"{spec.class_name} (--optimizer {name}); {impl} exists for "
+                              f"{', '.join(able) or 'none'}; use --optimizer-impl foreach or auto")
+    if capturable and spec.supports("capturable"):
+        kwargs["capturable"] = True  # the step counter lives on the device, no host sync
+    return kwargs
+
+
+def create_optimizer(model: nn.Module, name: str, *, lr: float | None = None,
+                     momentum: float = 0.9, weight_decay: float = 0.0, impl: str = "auto",
+                     capturable: bool = False) -> torch.optim.Optimizer:
+    kwargs = impl_kwargs(name, impl, capturable=capturable)
     spec = OPTIMIZERS[name]
     lr = spec.default_lr if lr is None else lr
-    return spec.factory(param_groups(model, weight_decay), lr, momentum, weight_decay)
+    if spec.uses_momentum:
+        kwargs["momentum"] = momentum
+    kwargs.update(spec.options)
+    try:
+        return spec.torch_class()(param_groups(model, weight_decay), lr=lr,
+                                  weight_decay=weight_decay, **kwargs)
+    except (RuntimeError, ValueError) as exc:  # e.g. fused on a device torch has no kernel for
+        raise ConfigError(f"--optimizer {name} --optimizer-impl {impl}: torch refused it "
+                          f"({str(exc).splitlines()[0]}); use --optimizer-impl auto") from None
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, name: str, *, total_steps: int,

@@ -32,12 +32,15 @@ class Precision:
     dtype: torch.dtype | None
     scaler: torch.amp.GradScaler
 
-    def autocast(self):
+    def autocast(self, cache_enabled: bool = True):
+        """The precision's autocast (a no-op for fp32). ``cache_enabled=False`` inside a CUDA
+        graph capture, as PyTorch requires (the cast cache would outlive the capture)."""
         if self.dtype is None:
             return contextlib.nullcontext()
         import torch
 
-        return torch.autocast(device_type=self.device_type, dtype=self.dtype)
+        return torch.autocast(device_type=self.device_type, dtype=self.dtype,
+                              cache_enabled=cache_enabled)
 
     @property
     def uses_scaler(self) -> bool:

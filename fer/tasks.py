@@ -116,7 +116,7 @@ class ExpressionTask:
         from fer.models import build_model
 
         return build_model(name, num_classes=data.num_classes, pretrained=config.pretrained,
-                           drop_rate=config.drop_rate)
+                           drop_rate=config.drop_rate, in_chans=config.channels)
 
     def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return self.criterion(outputs, targets)
@@ -155,6 +155,9 @@ class PoseTask:
         if config.image_size != 48:  # 48: the flag's default, the faces' native size
             raise ConfigError(f"--image-size {config.image_size} applies to --task fer; pose "
                               "images are sized by --pose-size HEIGHTxWIDTH")
+        if config.channels != 1:
+            raise ConfigError(f"--channels {config.channels} applies to --task fer; pose "
+                              "images are always RGB")
 
     def load_data(self, config: TrainConfig, plan: Plan):
         from fer.data.pose import make_synthetic_poses, parse_pose_size, read_coco_keypoints

@@ -143,3 +143,29 @@ def test_an_unwritable_folder_is_refused(tmp_path):
             TrainConfig(metrics_json=str(locked / "m.json"))
     finally:
         locked.chmod(0o700)
+
+
+def test_compile_modes_and_the_bare_flag():
+    from fer.cli.args import config_from_args
+    from fer.cli.main import build_parser
+
+    assert TrainConfig(compile=True).compile == "default"  # configs written before the modes
+    assert TrainConfig(compile=False).compile == "none"
+    with pytest.raises(ConfigError, match="--compile 'fast' is not one of"):
+        TrainConfig(compile="fast")
+    parser = build_parser()
+
+    def compile_of(*argv):
+        return config_from_args(parser.parse_args(["train", "--run-dir", "none", *argv])).compile
+
+    assert compile_of("--compile") == "default"
+    assert compile_of("--compile", "max-autotune") == "max-autotune"
+    assert compile_of() == "none"
+
+
+def test_channels_are_for_expressions_only():
+    assert TrainConfig(channels=3).resolve(device="cpu").channels == 3
+    with pytest.raises(ConfigError, match="--channels 2 is not one of"):
+        TrainConfig(channels=2)
+    with pytest.raises(ConfigError, match="--channels 3 applies to --task fer"):
+        TrainConfig(task="pose", channels=3)

@@ -71,3 +71,32 @@ def test_linear_scaling_rule():
     assert scaled_lr(0.1, 1024, 256, "none") == 0.1
     with pytest.raises(ConfigError):
         scaled_lr(0.1, 1, 1, "sqrt")
+
+
+# ------------------------------------------------------- --optimizer-impl --
+
+@pytest.mark.parametrize("impl,key,value", [("forloop", "foreach", False),
+                                            ("foreach", "foreach", True),
+                                            ("fused", "fused", True)])
+def test_optimizer_impl_reaches_torch(impl, key, value):
+    from fer.optim import create_optimizer
+
+    model = torch.nn.Linear(4, 2)
+    opt = create_optimizer(model, "adam", impl=impl)
+    assert opt.defaults[key] is value
+    model(torch.randn(3, 4)).sum().backward()
+    opt.step()  # and it steps (fused Adam runs on a CPU in the torch versions we support)
+
+
+def test_an_implementation_torch_lacks_is_refused_by_name():
+    from fer.errors import ConfigError
+    from fer.optim import create_optimizer, impl_kwargs
+
+    with pytest.raises(ConfigError, match=r"--optimizer-impl fused: .* no fused RMSprop .*"
+                                          r"fused exists for .*adam"):
+        create_optimizer(torch.nn.Linear(4, 2), "rmsprop", impl="fused")
+    with pytest.raises(ConfigError, match="--optimizer-impl 'fast'"):
+        impl_kwargs("adam", "fast")
+    assert impl_kwargs("adam", "auto", capturable=True) == {"capturable": True}
+    assert impl_kwargs("adam", "fused", capturable=True) == {"fused": True, "capturable": True}
+    assert impl_kwargs("sgd", "auto", capturable=True) == {}  # SGD keeps no step count

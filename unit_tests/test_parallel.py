@@ -35,8 +35,8 @@ def test_ddp_two_ranks_end_with_identical_weights(tmp_path):
     assert rank0["params"].keys() == rank1["params"].keys()
     assert all(torch.equal(rank0["params"][k], rank1["params"][k]) for k in rank0["params"])
     # metrics are all-reduced: both ranks report the global epoch
-    # (each rank's own step times are local: the step clock is not all-reduced)
-    local = {"step_s"}
+    # (each rank's own step and host times are local: the step clock is not all-reduced)
+    local = {"step_s", "host_step_s"}
     assert ({k: v for k, v in rank0["record"].items() if k not in local}
             == {k: v for k, v in rank1["record"].items() if k not in local})
     assert rank0["record"]["images"] == 320  # 160 per rank, 10 steps of 16 each

@@ -32,6 +32,26 @@ def test_scales():
         resolve_scale("smoke", cuda=False, rounds=0)
 
 
+def test_the_study_scale_and_the_fastest_honest_step():
+    study = resolve_scale("study", cuda=True)
+    config = base_config(study)
+    assert (config.image_size, config.channels, config.loader, config.num_workers) == \
+        (224, 3, "dataloader", 8)
+    assert config.max_steps_per_epoch == 6400 // 64 and study.train_images == 6400
+    assert not config.cuda_graph  # only experiments not about the step take the graphed step
+    assert base_config(study, fast_step=True).cuda_graph
+    pose = base_config(study, "pose")
+    assert (pose.image_size, pose.channels, pose.loader) == (48, 1, "device")
+    # on a CPU, or with --perf-step eager, nothing is graphed
+    assert not base_config(resolve_scale("full", cuda=False), fast_step=True).cuda_graph
+    assert not resolve_scale("full", cuda=True, eager=True).graph_step
+    precision = point_config(EXPERIMENTS["precision"], {"precision": "amp_bf16",
+                                                       "channels_last": True}, study)
+    assert precision.cuda_graph and precision.max_steps_per_epoch == 100
+    optimizer = point_config(EXPERIMENTS["optimizer"], {"optimizer": "rmsprop"}, study)
+    assert not optimizer.cuda_graph  # the optimizer experiment compares eager steps
+
+
 def test_check_records_catches_inconsistent_runs():
     check_records([_record()], expected_images=64, round_times=[1.01])
     with pytest.raises(AssertionError, match="images"):
@@ -72,7 +92,9 @@ def test_every_experiment_is_complete():
         assert len(set(ids)) == len(ids), f"{name}: duplicate test ids {ids}"
         for point in e.grid:
             assert set(point) == set(e.param_names)
-            config = point_config(e, point, SMOKE, device="cpu")  # a valid TrainConfig
+            # a valid TrainConfig: on a CPU where the skip rule lets it run, else on CUDA
+            cpu = e.skip(point, SMOKE, Machine(cuda_devices=0, cpus=2)) is None
+            config = point_config(e, point, SMOKE, device="cpu" if cpu else "cuda")
             assert config.task == e.task
 
 

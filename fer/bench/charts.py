@@ -364,6 +364,95 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     return path, finding
 
 
+#: the step experiment's modes, in the chart's order
+STEP_MODES = ("eager", "fused", "graph", "compile", "compile+graph")
+
+
+def _timed_median(b: Bench, key: str) -> float | None:
+    """The median of one record field over the timed epochs (None when no record has it)."""
+    import statistics
+
+    records = [r for r in (b.extra_info.get("records") or [])
+               if isinstance(r, dict) and not r.get("warmup")]
+    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    return statistics.median(values) if values else None
+
+
+def _step_median(b: Bench) -> float | None:
+    import statistics
+
+    values = [r["step_s"]["median"] for r in (b.extra_info.get("records") or [])
+              if isinstance(r, dict) and not r.get("warmup") and isinstance(r.get("step_s"), dict)
+              and r["step_s"].get("median")]
+    return statistics.median(values) if values else None
+
+
+def step_regime(entries: Sequence[Bench]) -> str:
+    """The regime the step experiment found, in one line from its numbers."""
+    rate = {(b.params.get("mode"), b.params.get("precision")): b.summary["median_images_per_s"]
+            for b in entries}
+    eager = next((b for b in entries if b.params.get("mode") == "eager"
+                  and b.params.get("precision") == "fp32"), None)
+    if eager is None or ("eager", "fp32") not in rate:
+        return "no eager fp32 point to compare against."
+    parts = []
+    host, step = _timed_median(eager, "host_step_s"), _step_median(eager)
+    device = str((eager.extra_info.get("plan") or {}).get("device_type") or "")
+    kernels = (eager.extra_info.get("step_breakdown") or {}).get("kernels_per_step")
+    if host and step and device == "cuda":
+        share = min(host / step, 1.0)
+        regime = "launch-bound" if share > 0.8 else "device-bound"
+        k = f", {kernels:.0f} kernels a step" if isinstance(kernels, (int, float)) else ""
+        parts.append(f"{regime}: the eager fp32 step spends {100 * share:.0f}% of its time "
+                     f"issuing work on the host{k}")
+    elif device and device != "cuda":
+        parts.append("on a CPU the host runs the kernels itself (graphs and compile need a GPU)")
+    base = rate[("eager", "fp32")]
+    speedups = [f"{mode} {rate[(mode, 'fp32')] / base:.2f}x" for mode in STEP_MODES[1:]
+                if (mode, "fp32") in rate]
+    if speedups:
+        parts.append("fp32 images/s over eager: " + ", ".join(speedups))
+    for mode in ("eager", "graph"):
+        if (mode, "amp_bf16") in rate and (mode, "fp32") in rate:
+            parts.append(f"amp_bf16 {rate[(mode, 'amp_bf16')] / rate[(mode, 'fp32')]:.2f}x fp32 "
+                         f"({mode})")
+    return "; ".join(parts) + "."
+
+
+def step(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
+    """Images/s per step mode, fp32 and amp_bf16 side by side, the speed-up over the eager
+    step of the same precision written on each bar."""
+    plt = _plt()
+
+    precisions = [p for p in ("fp32", "amp_bf16", "amp_fp16")
+                  if any(b.params.get("precision") == p for b in entries)]
+    modes = [m for m in STEP_MODES if any(b.params.get("mode") == m for b in entries)]
+    rate = {(b.params.get("mode"), b.params.get("precision")): b.summary["median_images_per_s"]
+            for b in entries}
+    colors = {"fp32": "tab:grey", "amp_bf16": "tab:green", "amp_fp16": "tab:orange"}
+    width = 0.8 / max(len(precisions), 1)
+    fig, ax = plt.subplots(figsize=(8.5, 4.6))
+    for i, prec in enumerate(precisions):
+        xs = [j + (i - (len(precisions) - 1) / 2) * width for j in range(len(modes))]
+        ys = [rate.get((m, prec), 0.0) for m in modes]
+        bars = ax.bar(xs, ys, width, color=colors.get(prec, "tab:blue"), label=prec)
+        base = rate.get(("eager", prec))
+        for bar, y in zip(bars, ys):
+            if base and y:
+                ax.annotate(f"{y / base:.2f}x", (bar.get_x() + bar.get_width() / 2, y),
+                            textcoords="offset points", xytext=(0, 3), ha="center", fontsize=8)
+    ax.set_xticks(range(len(modes)), modes)
+    ax.set(ylabel="median images/s", title="The training step: speed-up over eager, per precision")
+    ax.set_ylim(0, max(rate.values() or [1]) * 1.2)
+    ax.legend(fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
+    caveat = _caveat(entries)
+    _note(fig, caveat)
+    fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
+    path = _save(fig, out / "step.png")
+    return path, step_regime(entries)
+
+
 #: the summary figures each section's chart reads from every benchmark (``Bench.summary``,
 #: which completes a stored summary from the records): a benchmark lacking one is left out
 #: of the chart and listed in the report, never a KeyError
@@ -373,6 +462,7 @@ SECTION_NEEDS: dict[str, tuple[str, ...]] = {
     "batch_size": ("median_wall_s",),
     "pose": ("median_wall_s",),
     "loader": ("median_images_per_s", "median_data_wait_share"),
+    "step": ("median_images_per_s",),
 }
 
 #: the chart of each report section (fer.suite.experiments.SECTIONS)
@@ -385,5 +475,6 @@ SECTION_CHARTS: dict[str, Chart] = {
     "batch_size": batch_size,
     "loader": loader,
     "pose": pose,
+    "step": step,
 }
 

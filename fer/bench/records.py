@@ -59,6 +59,9 @@ class EpochRecord:
     eval_s: float | None = None
     #: the epoch's step times (this process): n, min, q10, q25, median, q75, q90, max seconds
     step_s: dict | None = None
+    #: the median host time to issue one step (launching its kernels; on a CPU, running them):
+    #: beside ``step_s`` it tells a launch-bound step (host time close to the step time)
+    host_step_s: float | None = None
 
     @property
     def data_wait_share(self) -> float:

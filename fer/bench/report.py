@@ -26,7 +26,7 @@ from fer.atomic import atomic_open
 from fer.bench.charts import SECTION_CHARTS, SECTION_NEEDS
 from fer.bench.storage import Bench, Run, load_run, machine_key
 from fer.errors import FERError
-from fer.suite.experiments import EXPERIMENTS, SECTIONS
+from fer.suite.experiments import EXPERIMENTS, SECTIONS, experiments_in
 
 #: the report's sections, in the report's order
 SECTION_NAMES: tuple[str, ...] = tuple(SECTIONS)
@@ -136,8 +136,9 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
         chart, finding = SECTION_CHARTS[key](usable, out)
         charts.append(chart)
         findings[key] = finding
-        sections += [f"## {title}", "", f"**Finding:** {finding}", "",
-                     f"![{title}]({chart.name})", ""]
+        study = "; ".join(dict.fromkeys(e.finding for e in experiments_in(key)))
+        sections += [f"## {title}", "", f"**Measured:** {finding}", "",
+                     f"**The study:** {study}.", "", f"![{title}]({chart.name})", ""]
     missing = [k for k in SECTION_NAMES if k not in groups]
     skipped = [s for r in runs for s in r.skipped]
     total = sum(len(r.benchmarks) for r in runs)

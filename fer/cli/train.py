@@ -182,6 +182,10 @@ def _train(config: TrainConfig) -> int:
     if warmup_note:
         print("* epoch 1 includes the warm-up (allocator, kernel selection, first touch of the "
               "data): compare epochs from 2 on")
+    if trainer.setup_s:
+        parts = {"compile_s": "compile (the first step)", "capture_s": "CUDA graph warm-up + capture"}
+        print("in epoch 1: " + ", ".join(f"{parts.get(k, k)} {v:.1f} s"
+                                         for k, v in trainer.setup_s.items()))
     if acc != "acc":
         print(f"train, val: {acc}")
     if records and records[-1].val_acc is not None:
@@ -189,6 +193,7 @@ def _train(config: TrainConfig) -> int:
               f"{records[-1].val_acc:.3f} "
               f"({trainer.model_name}, {sum(r.wall_s for r in records):.1f} s of training)")
     payload["records"] = [r.to_dict() for r in records]
+    payload["setup_s"] = dict(trainer.setup_s)
     if config.metrics_json:
         try:
             with atomic_open(config.metrics_json, "w") as f:

@@ -50,17 +50,37 @@ def batch_augment(
 
 
 def to_model_input(
-    images: torch.Tensor, image_size: int | None = None, dtype: torch.dtype = torch.float32
+    images: torch.Tensor, image_size: int | None = None, dtype: torch.dtype = torch.float32,
+    channels: int = 1,
 ) -> torch.Tensor:
-    """uint8 ``[B, 1, H, W]`` -> normalised float, resized to ``image_size`` if given."""
+    """uint8 ``[B, 1, H, W]`` -> normalised float, resized to ``image_size`` if given, the
+    gray channel repeated to ``channels`` (3: an ImageNet-shaped stem)."""
     x = images.to(dtype).mul_(1 / (255 * FER_STD)).sub_(FER_MEAN / FER_STD)
     if image_size is not None and image_size != x.shape[-1]:
         x = F.interpolate(x, size=(image_size, image_size), mode="bilinear", align_corners=False)
+    if channels != x.shape[1]:
+        x = x.expand(-1, channels, -1, -1).contiguous()
     return x
 
 
-def sample_transform(train: bool, image_size: int | None = None, padding: int = DEFAULT_PADDING):
-    """The torchvision per-sample pipeline (PIL image in, tensor out) of the DataLoader path."""
+class RepeatChannels:
+    """A ``[1, H, W]`` tensor -> ``[channels, H, W]`` (picklable, for DataLoader workers)."""
+
+    def __init__(self, channels: int) -> None:
+        self.channels = channels
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return x.expand(self.channels, -1, -1)
+
+    def __repr__(self) -> str:
+        return f"RepeatChannels({self.channels})"
+
+
+def sample_transform(train: bool, image_size: int | None = None, padding: int = DEFAULT_PADDING,
+                     channels: int = 1):
+    """The torchvision per-sample pipeline (PIL image in, tensor out) of the DataLoader path:
+    crop and flip at 48 px, normalise, resize to ``image_size`` (per sample, in the workers),
+    repeat the gray channel to ``channels``."""
     from torchvision import transforms
 
     steps = []
@@ -69,4 +89,6 @@ def sample_transform(train: bool, image_size: int | None = None, padding: int = 
     steps += [transforms.ToTensor(), transforms.Normalize((FER_MEAN,), (FER_STD,))]
     if image_size is not None and image_size != 48:
         steps.append(transforms.Resize((image_size, image_size), antialias=False))
+    if channels != 1:
+        steps.append(RepeatChannels(channels))
     return transforms.Compose(steps)

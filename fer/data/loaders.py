@@ -60,6 +60,7 @@ class LoaderOptions:
     image_size: int | None = None
     rank: int = 0
     world_size: int = 1
+    channels: int = 1  # the gray face repeated to 3 for an ImageNet-shaped stem
 
     def __post_init__(self) -> None:
         if self.kind not in LOADERS:
@@ -75,6 +76,8 @@ class LoaderOptions:
                                       "has no worker processes")
         if self.image_size is not None and self.image_size < 1:
             raise ConfigError(f"image_size must be >= 1 or None, got {self.image_size}")
+        if self.channels not in (1, 3):
+            raise ConfigError(f"channels must be 1 or 3, got {self.channels} (--channels)")
         if not 0 <= self.rank < self.world_size:
             raise ConfigError(f"rank {self.rank} is not in [0, world_size={self.world_size})")
 
@@ -201,9 +204,11 @@ class DeviceLoader(ShardedBatches):
         image_size: int | None,
         rank: int = 0,
         world_size: int = 1,
+        channels: int = 1,
     ) -> None:
         super().__init__(len(data), batch_size=batch_size, device=device, shuffle=shuffle,
                          seed=seed, drop_last=drop_last, rank=rank, world_size=world_size)
+        self.channels = channels
         self.images = torch.from_numpy(data.images).to(self.device).unsqueeze(1)
         self.targets = _targets(data).to(self.device)
         self.augment = augment
@@ -216,7 +221,7 @@ class DeviceLoader(ShardedBatches):
             x = self.images[index]
             if self.augment:
                 x = batch_augment(x, generator=self.generator)
-            yield to_model_input(x, self.image_size), self.targets[index]
+            yield to_model_input(x, self.image_size, channels=self.channels), self.targets[index]
 
 
 def make_loader(
@@ -255,13 +260,15 @@ def make_loader(
     if options.kind == "device":
         return DeviceLoader(data, batch_size=batch_size, device=torch.device(options.device),
                             shuffle=train, augment=augment, seed=options.seed, drop_last=drop_last,
-                            image_size=options.image_size, rank=rank, world_size=world_size)
+                            image_size=options.image_size, rank=rank, world_size=world_size,
+                            channels=options.channels)
     extra = {}
     if options.num_workers > 0:
         extra["persistent_workers"] = options.persistent_workers
         if options.prefetch_factor is not None:
             extra["prefetch_factor"] = options.prefetch_factor
-    dataset = FERImageDataset(data, sample_transform(augment, options.image_size))
+    dataset = FERImageDataset(data, sample_transform(augment, options.image_size,
+                                                     channels=options.channels))
     if world_size > 1 and not drop_last:  # evaluation: a plain, unpadded shard
         dataset, world_size = Subset(dataset, range(rank, len(dataset), world_size)), 1
     return SeededDataLoader(dataset, seed=options.seed, shuffle=train, batch_size=batch_size,

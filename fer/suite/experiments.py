@@ -49,6 +49,8 @@ class Experiment:
     skip: Callable[[Params, PerfScale, Machine], str | None] = field(default=lambda p, s, m: None)
     #: profile a few steps after the timed epochs on a CPU too (extra_info.step_breakdown)
     step_breakdown_on_cpu: bool = True
+    #: not about the step itself: may run the scale's fastest honest step (PerfScale.graph_step)
+    fast_step: bool = False
 
     def group(self, params: Params) -> str:
         return self.group_of(params) if self.group_of else self.name
@@ -158,6 +160,33 @@ def _ddp_config(p: Params, scale: PerfScale) -> dict:
     return dict(parallel="ddp")
 
 
+#: the step experiment's modes -> the TrainConfig fields each sets (fer.bench.charts.STEP_MODES)
+STEP_MODES: dict[str, dict] = {
+    "eager": {},
+    "fused": {"optimizer_impl": "fused"},
+    "graph": {"cuda_graph": True},
+    "compile": {"compile": "default"},
+    "compile+graph": {"compile": "default", "cuda_graph": True},
+}
+
+
+def _step_config(p: Params, scale: PerfScale) -> dict:
+    return dict(STEP_MODES[p["mode"]], precision=p["precision"])
+
+
+def _skip_step(p: Params, scale: PerfScale, m: Machine) -> str | None:
+    mode = STEP_MODES[p["mode"]]
+    if scale.device == "cpu":
+        if mode.get("cuda_graph"):
+            return "a CUDA graph needs a CUDA device"
+        if mode.get("compile"):
+            return ("torch.compile on a CPU spends minutes compiling C++ for a step that says "
+                    "nothing of a GPU's; run on a GPU")
+        if p["precision"] != "fp32":
+            return "CPU autocast has no fast bf16 kernels: not the GPU's story (see precision)"
+    return None
+
+
 def _optimizer_names() -> tuple[str, ...]:
     from fer.optim import OPTIMIZERS
 
@@ -169,13 +198,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         name="workers", title="DataLoader workers", factor="DataLoader num_workers",
         grid=_grid(num_workers=(0, 1, 2, 4, 8, 16)), section="workers",
         finding="the data-loading share first falls, then rises with more workers (best near 8)",
-        configure=_workers_config, skip=_skip_workers),
+        configure=_workers_config, skip=_skip_workers, fast_step=True),
     Experiment(
         name="precision", title="Mixed precision", factor="precision x memory format",
         grid=_grid(precision=("fp32", "amp_fp16", "amp_bf16"), channels_last=(False, True)),
         section="precision", finding="mixed precision cut epoch time sharply",
         # CPU autocast steps are several times slower and their profile says nothing of a GPU
-        configure=_precision_config, step_breakdown_on_cpu=False),
+        configure=_precision_config, step_breakdown_on_cpu=False, fast_step=True),
     Experiment(
         name="optimizer", title="Optimizers", factor="optimizer",
         grid=_grid(optimizer=_optimizer_names()), section="optimizer",
@@ -183,7 +212,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment(
         name="batch_size", title="Batch size and convergence", factor="batch size",
         grid=_grid(batch_size=(32, 64, 128, 256, 512)), section="batch_size",
-        finding="larger batches cut time per epoch but slowed convergence", skip=_skip_batch),
+        finding="larger batches cut time per epoch but slowed convergence", skip=_skip_batch,
+        fast_step=True),
     Experiment(
         name="dataparallel", title="DataParallel", factor="GPUs x per-GPU batch",
         grid=_grid(devices=(1, 2, 4, 8), per_device_batch=(32, 64, 128)), section="scaling",
@@ -199,7 +229,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment(
         name="loader", title="Loader path", factor="DataLoader (2 workers) vs device-resident",
         grid=_grid(loader=("dataloader", "device")), section="loader",
-        finding="a device-resident dataset removes the data wait", configure=_loader_config),
+        finding="a device-resident dataset removes the data wait", configure=_loader_config,
+        fast_step=True),
     Experiment(
         name="pose_batch_size", title="HRNet pose: batch size and PCK", factor="batch size",
         grid=_grid(batch_size=(16, 32, 64)), section="pose", task="pose",
@@ -213,6 +244,13 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment(
         name="profiler", title="Profiler", factor="an epoch with and without torch.profiler",
         grid=({},), section="profiler", finding="convolutions dominate the profile"),
+    Experiment(
+        name="step", title="The training step", factor="step mode x precision",
+        grid=_grid(mode=tuple(STEP_MODES), precision=("fp32", "amp_bf16")), section="step",
+        finding="(beyond the study) at 48x48 the step is launch-bound: CUDA graphs, not "
+                "mixed precision, are what speed it up",
+        configure=_step_config, skip=_skip_step, step_breakdown_on_cpu=False,
+        group_of=lambda p: f"step-{p['precision']}"),
 ]}
 
 #: report sections in the report's order, with their headings
@@ -225,6 +263,7 @@ SECTIONS: dict[str, str] = {
     "batch_size": "Batch size and convergence",
     "loader": "Loader path",
     "pose": "HRNet pose: batch size and PCK",
+    "step": "The training step: graphs, fused optimizers, compile",
 }
 
 

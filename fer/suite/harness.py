@@ -44,21 +44,32 @@ def machine() -> Machine:
     return Machine(cuda_devices=cuda, cpus=os.cpu_count() or 1)
 
 
-def base_config(scale: PerfScale, task: str = "fer", **changes) -> TrainConfig:
-    """The defaults every experiment starts from (Adam, fp32, the scale's batch,
-    device-resident loader); each experiment varies one factor."""
+def base_config(scale: PerfScale, task: str = "fer", *, fast_step: bool = False,
+                **changes) -> TrainConfig:
+    """The defaults every experiment starts from (Adam, fp32, the scale's batch, input and
+    loader; the scale's fastest honest step with ``fast_step``); each experiment varies
+    one factor."""
     values = dict(model=scale.model, device=scale.device, batch_size=scale.batch_size,
                   epochs=scale.rounds + 1, synthetic_size=scale.synthetic_size, optimizer="adam",
-                  precision="fp32", loader="device")
+                  precision="fp32", loader=scale.loader, num_workers=scale.num_workers,
+                  persistent_workers=scale.num_workers > 0, image_size=scale.image_size,
+                  channels=scale.channels)
+    if fast_step and scale.graph_step and scale.device == "cuda":
+        values["cuda_graph"] = True
     if task == "pose":
-        values.update(POSE_DEFAULTS, pose_size=scale.pose_size, synthetic_size=scale.pose_images)
+        values.update(POSE_DEFAULTS, pose_size=scale.pose_size, synthetic_size=scale.pose_images,
+                      loader="device", num_workers=0, persistent_workers=False, image_size=48,
+                      channels=1)
     values.update(changes)
+    if scale.epoch_images and changes.get("max_steps_per_epoch") is None:
+        values["max_steps_per_epoch"] = max(1, scale.epoch_images // values["batch_size"])
     return TrainConfig(**values)
 
 
 def point_config(experiment: Experiment, params: Params, scale: PerfScale, **changes) -> TrainConfig:
     """The TrainConfig of one grid point."""
-    return base_config(scale, experiment.task, **{**experiment.configure(params, scale), **changes})
+    return base_config(scale, experiment.task, fast_step=experiment.fast_step,
+                       **{**experiment.configure(params, scale), **changes})
 
 
 def skip_reason(experiment: Experiment, params: Params, scale: PerfScale) -> str | None:
@@ -147,7 +158,9 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         config=config.to_dict(), plan=trainer.plan.to_dict(), model=trainer.model_name,
         device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
         gpu_sampling=sampler.summary(), calibration=calibrator.summary(),
-        step_breakdown=breakdown, **(extra or {}))
+        step_breakdown=breakdown, setup_s=dict(trainer.setup_s),
+        graph=trainer.step_graph.summary() if trainer.step_graph is not None else None,
+        **(extra or {}))
     benchmark.extra_info.update(info)
     if type(benchmark).__module__.startswith("pytest_benchmark"):  # a real suite run
         note(benchmark.name, info)

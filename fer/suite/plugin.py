@@ -37,7 +37,12 @@ def pytest_addoption(parser) -> None:
 
     group.addoption("--perf-scale", choices=SCALE_CHOICES, default="auto",
                     help="smoke: tiny model, small epochs (CPU, CI); full: efficientnet_b0 on "
-                         "FER2013-sized epochs (GPU); auto (default): full on CUDA, else smoke")
+                         "FER2013-sized epochs at 48x48 (GPU); study: 224x224 three-channel "
+                         "inputs resized per sample in 8 workers, 6,400-image epochs (GPU); "
+                         "auto (default): full on CUDA, else smoke")
+    group.addoption("--perf-step", choices=("auto", "eager"), default="auto",
+                    help="auto: the scale's fastest honest step (full/study: a whole-step CUDA "
+                         "graph where the experiment is not about the step); eager: never graph")
     group.addoption("--perf-rounds", type=int, default=None, metavar="N",
                     help="timed epochs per benchmark (after one warm-up); default: the scale's (3)")
 
@@ -176,7 +181,8 @@ def perf_scale(pytestconfig):
     from fer.suite.scales import resolve_scale
 
     return resolve_scale(pytestconfig.getoption("perf_scale"), cuda=torch.cuda.is_available(),
-                         rounds=pytestconfig.getoption("perf_rounds"))
+                         rounds=pytestconfig.getoption("perf_rounds"),
+                         eager=pytestconfig.getoption("perf_step") == "eager")
 
 
 @pytest.fixture(scope="session")
