@@ -269,3 +269,11 @@ def test_stale_temporaries_of_a_killed_write_are_removed(small_data, ckpt_dir):
     other.write_text("keep")
     build_trainer(resume_cfg(ckpt_dir), data=small_data)
     assert not stale.exists() and other.exists()
+
+
+def test_three_channel_inputs_train(small_data):
+    trainer = build_trainer(cfg(channels=3, image_size=64, epochs=1, max_steps_per_epoch=2),
+                            data=small_data)
+    assert trainer.raw_model.conv_stem.in_channels == 3
+    r = trainer.train_epoch()
+    assert r.steps == 2 and math.isfinite(r.loss)

@@ -52,6 +52,20 @@ def test_resize_option(data):
         assert x.shape == (4, 1, 64, 64)
 
 
+def test_three_channels_for_an_imagenet_stem(data):
+    # the study scale's input: resized per sample (in the workers) and repeated to 3 channels
+    batches = {}
+    for loader, workers in (("dataloader", 1), ("device", 0)):
+        x, _ = next(iter(make_loader(data, batch_size=4, train=False, options=LoaderOptions(
+            kind=loader, num_workers=workers, image_size=64, channels=3))))
+        assert x.shape == (4, 3, 64, 64)
+        assert torch.equal(x[:, 0], x[:, 1]) and torch.equal(x[:, 1], x[:, 2])
+        batches[loader] = x
+    torch.testing.assert_close(batches["dataloader"], batches["device"], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ConfigError, match="channels must be 1 or 3"):
+        LoaderOptions(channels=2)
+
+
 def test_dataloader_knobs_with_workers(data):
     options = LoaderOptions(num_workers=2, persistent_workers=True, prefetch_factor=2)
     it = make_loader(data, batch_size=20, train=True, options=options)
