@@ -59,6 +59,9 @@ def test_site_pages_and_links(history, tmp_path, capsys):
     assert 'id="run-7"' in bench and "optimizer ms" in bench
     comparison = next(out.rglob("comparison.html")).read_text()
     assert "regressed" in comparison and "optimizer +" in comparison  # the why, from the breakdown
+    # the run as a whole did not move; the one benchmark that did is judged apart
+    assert "the run as a whole (time, 3 benchmark(s) together)" in comparison
+    assert "judged apart (moved differently): b[2]" in comparison
 
 
 def test_site_builds_without_torch(history, tmp_path):
