@@ -50,6 +50,14 @@ def test_the_study_scale_and_the_fastest_honest_step():
     assert precision.cuda_graph and precision.max_steps_per_epoch == 100
     optimizer = point_config(EXPERIMENTS["optimizer"], {"optimizer": "rmsprop"}, study)
     assert not optimizer.cuda_graph  # the optimizer experiment compares eager steps
+    step = EXPERIMENTS["step"]
+    full = resolve_scale("full", cuda=True)
+    eager = point_config(step, {"mode": "eager", "precision": "fp32"}, full)
+    graph = point_config(step, {"mode": "compile+graph", "precision": "amp_bf16"}, full)
+    assert not eager.cuda_graph and eager.max_steps_per_epoch == 200  # the mode decides
+    assert graph.cuda_graph and graph.compile == "default" and graph.precision == "amp_bf16"
+    assert point_config(step, {"mode": "fused", "precision": "fp32"},
+                        SMOKE).max_steps_per_epoch is None
 
 
 def test_check_records_catches_inconsistent_runs():
