@@ -19,13 +19,14 @@ from fer.data import make_synthetic_faces
 from fer.suite.harness import base_config, benchmark_epochs
 from fer.suite.scales import resolve_scale
 
-@pytest.mark.parametrize("batch", [40, 50, 64, 80])
+@pytest.mark.parametrize("batch", [40, 48, 64, 96])
 def test_epoch(benchmark, batch):
     scale = resolve_scale("smoke", cuda=False)  # the default rounds: a warm-up and 3 timed
-    data = make_synthetic_faces(600, seed=0)  # 480 training images: 12, 10, 8 or 6 steps
-    config = base_config(scale, synthetic_size=600, batch_size=batch, device="cpu")
+    data = make_synthetic_faces(480, seed=0)  # 384 training images: 9, 8, 6 or 4 steps
+    config = base_config(scale, synthetic_size=480, batch_size=batch, device="cpu")
+    # no step breakdown: the gate is under test, not the explanation (profiling is slow here)
     records, summary = benchmark_epochs(benchmark, config, data, experiment="gate",
-                                        group="gate", scale=scale)
+                                        group="gate", scale=scale, with_breakdown=False)
     assert len(records) == scale.rounds + 1
 """
 
