@@ -54,4 +54,4 @@ def test_fer_compare_gate_passes_unchanged_and_fails_on_a_real_slowdown(pytester
     assert "REGRESSED" not in out and "calibrated" in out  # the reference workload was timed
     assert main(["compare", baseline, slowed, "--fail-on-regression"]) == 1
     out = capsys.readouterr().out
-    assert "REGRESSED" in out and "4 regressed" in out and "the run as a whole" in out
+    assert "REGRESSED" in out and "the run as a whole (time, " in out, out

@@ -114,7 +114,9 @@ def test_skip_rules_name_the_reason():
     assert "has 4" in dp.skip({"devices": 8, "per_device_batch": 64}, SMOKE, Machine(4, 16))
     workers = EXPERIMENTS["workers"]
     assert "oversubscription" in workers.skip({"num_workers": 16}, SMOKE, cpu_box)
-    assert workers.skip({"num_workers": 8}, SMOKE, cpu_box) is None
+    assert "oversubscription" in workers.skip({"num_workers": 8}, SMOKE, cpu_box)
+    assert workers.skip({"num_workers": 4}, SMOKE, cpu_box) is None
+    assert workers.skip({"num_workers": 8}, SMOKE, Machine(0, 4)) is None
     assert "exceeds" in EXPERIMENTS["batch_size"].skip({"batch_size": 4096}, SMOKE, cpu_box)
     assert "gloo" in EXPERIMENTS["ddp"].skip({"world_size": 4}, SMOKE, cpu_box)
 

@@ -64,7 +64,8 @@ def test_learnable_by_a_small_cnn_but_not_by_a_linear_model():
     from fer.engine import build_trainer
 
     data = make_synthetic_faces(12000, seed=0)
-    config = TrainConfig(model="test_efficientnet", device="cpu", epochs=4, synthetic_size=12000)
+    config = TrainConfig(model="test_efficientnet", device="cpu", epochs=4, synthetic_size=12000,
+                         eval_every=4, run_dir="none")  # validated once, at the end
     cnn = build_trainer(config, data=data).fit()[-1].val_acc
     linear = linear_probe(data)
     assert cnn >= 0.90

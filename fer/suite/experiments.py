@@ -106,7 +106,7 @@ def needs_devices(count: int, machine: Machine) -> str | None:
 
 def _skip_workers(p: Params, scale: PerfScale, m: Machine) -> str | None:
     w = p["num_workers"]
-    if scale.name == "smoke" and w > 4 * m.cpus:
+    if scale.name == "smoke" and w > 2 * m.cpus:
         return (f"smoke scale: {w} workers on {m.cpus} CPUs only measures oversubscription; "
                 "run --perf-scale full on a larger machine")
     return None
@@ -142,9 +142,9 @@ def _workers_config(p: Params, scale: PerfScale) -> dict:
 
 def _precision_config(p: Params, scale: PerfScale) -> dict:
     # CPU autocast runs ~8x slower than fp32 (no fast half-precision kernels on
-    # most CPUs): on a CPU every point trains 5 steps an epoch, so the group
+    # most CPUs): on a CPU every point trains 3 steps an epoch, so the group
     # stays comparable and the smoke suite stays short.
-    return dict(p, max_steps_per_epoch=5 if scale.device == "cpu" else None)
+    return dict(p, max_steps_per_epoch=3 if scale.device == "cpu" else None)
 
 
 def _loader_config(p: Params, scale: PerfScale) -> dict:
