@@ -195,6 +195,6 @@ class GraphedStep:
             acc.zero_()
 
     def summary(self) -> dict:
+        """Step counts; the warm-up and capture seconds are in ``Trainer.setup_s``."""
         return {"warmup_steps": self.warmed, "replays": self.replays,
-                "eager_steps": self.eager_steps, "warmup_s": self.warmup_s,
-                "capture_s": self.capture_s}
+                "eager_steps": self.eager_steps}
