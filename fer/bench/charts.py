@@ -368,23 +368,23 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
 STEP_MODES = ("eager", "fused", "graph", "compile", "compile+graph")
 
 
-def _timed_median(b: Bench, key: str) -> float | None:
-    """The median of one record field over the timed epochs (None when no record has it)."""
+def _timed_median(b: Bench, value) -> float | None:
+    """The median of ``value(record)`` over the timed epochs (None when no record has it)."""
     import statistics
 
-    records = [r for r in (b.extra_info.get("records") or [])
-               if isinstance(r, dict) and not r.get("warmup")]
-    values = [r[key] for r in records if isinstance(r.get(key), (int, float))]
+    from fer.bench.stats import _timed_records
+
+    values = [v for v in map(value, _timed_records(b)) if isinstance(v, (int, float)) and v]
     return statistics.median(values) if values else None
 
 
-def _step_median(b: Bench) -> float | None:
-    import statistics
+def _host_step(record: dict) -> float | None:
+    return record.get("host_step_s")
 
-    values = [r["step_s"]["median"] for r in (b.extra_info.get("records") or [])
-              if isinstance(r, dict) and not r.get("warmup") and isinstance(r.get("step_s"), dict)
-              and r["step_s"].get("median")]
-    return statistics.median(values) if values else None
+
+def _step_median(record: dict) -> float | None:
+    steps = record.get("step_s")
+    return steps.get("median") if isinstance(steps, dict) else None
 
 
 def step_regime(entries: Sequence[Bench]) -> str:
@@ -396,7 +396,7 @@ def step_regime(entries: Sequence[Bench]) -> str:
     if eager is None or ("eager", "fp32") not in rate:
         return "no eager fp32 point to compare against."
     parts = []
-    host, step = _timed_median(eager, "host_step_s"), _step_median(eager)
+    host, step = _timed_median(eager, _host_step), _timed_median(eager, _step_median)
     device = str((eager.extra_info.get("plan") or {}).get("device_type") or "")
     kernels = (eager.extra_info.get("step_breakdown") or {}).get("kernels_per_step")
     if host and step and device == "cuda":

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint, history_change_points
-from fer.bench.render import format_shift, short_name
+from fer.bench.render import format_shift, pooled_shifts, short_name
 from fer.bench.stats import (
     REGRESSED,
     VERDICTS,
@@ -178,7 +178,7 @@ def _summary(c: Comparison) -> str:
     counts = ", ".join(f"{c.count(v)} {v}" for v in VERDICTS)
     base = c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
     shifts = "".join(f'<p class="summary shift">{escape(format_shift(s))}</p>'
-                     for s in c.shifts if len(s.together) + len(s.apart) > 1)
+                     for s in pooled_shifts(c))
     return (f'<p class="summary">Newest run <b>{escape(c.candidate.label)}</b> against {base}: '
             f"<b>{counts}</b> (threshold {100 * c.threshold:g}%).</p>{shifts}")
 

@@ -69,6 +69,11 @@ def _undetectable(c: Comparison) -> list[Row]:
             and r.time.mde_alone > c.options.threshold]
 
 
+def pooled_shifts(c: Comparison) -> list[Shift]:
+    """The run-level shifts worth a line: those over more than one benchmark."""
+    return [s for s in c.shifts if len(s.together) + len(s.apart) > 1]
+
+
 def format_shift(s: Shift, markdown: bool = False) -> str:
     """One line: how the run as a whole moved, and who moved apart from it."""
     what = "time" if s.metric == "time" else s.metric
@@ -114,7 +119,7 @@ def format_table(c: Comparison) -> str:
     disturbed = sorted({r.time.noise_source for r in c.rows
                         if r.time.noise_source.startswith("a disturbed")})
     lines.append("")
-    lines += [format_shift(s) for s in c.shifts if len(s.together) + len(s.apart) > 1]
+    lines += [format_shift(s) for s in pooled_shifts(c)]
     if any(_by(r.time) == "run" for r in c.rows):
         lines.append("by: run = judged by the run's shift (its interval), the benchmark having "
                      "moved with the others; own = by its own change and noise")
@@ -160,8 +165,7 @@ def format_markdown(c: Comparison) -> str:
         out.append("")
         out += [f"- added: `{short_name(n)}`" for n in c.added]
         out += [f"- removed: `{short_name(n)}`" for n in c.removed]
-    out += [""] + [format_shift(s, markdown=True) for s in c.shifts
-                   if len(s.together) + len(s.apart) > 1]
+    out += [""] + [format_shift(s, markdown=True) for s in pooled_shifts(c)]
     out += ["", f"**{_tally(c)}** ({_settings(c)})"]
     blind = _undetectable(c)
     if blind:
