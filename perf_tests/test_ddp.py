@@ -21,7 +21,6 @@ import pytest
 from fer.bench.records import EpochRecord
 from fer.suite.experiments import EXPERIMENTS
 from fer.suite.harness import extra_info, replay_epochs, skip_reason
-from fer.suite.summary import note
 
 EXPERIMENT = EXPERIMENTS["ddp"]
 
@@ -53,7 +52,6 @@ def test_ddp(benchmark, perf_scale, params, tmp_path):
         experiment=EXPERIMENT.name, params={**params, "per_device_batch": perf_scale.batch_size},
         scale=perf_scale, records=records, config=payload["config"], plan=payload.get("plan"),
         device=perf_scale.device, launch_s=launch_s))
-    note(benchmark.name, benchmark.extra_info)
     assert payload["world_size"] == world_size
     assert len(records) == perf_scale.rounds + 1
     per_rank = perf_scale.train_images // world_size // perf_scale.batch_size

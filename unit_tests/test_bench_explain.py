@@ -145,6 +145,7 @@ def test_compare_attaches_the_explanation_to_what_moved(tmp_path):
     assert rows["t.py::b"].explanation is None
 
 
+@pytest.mark.slow
 def test_breakdown_is_stored_and_cheap(runs):
     extra = runs["base"].benchmarks["t.py::test_step"].extra_info
     b = extra["step_breakdown"]

@@ -95,6 +95,7 @@ def _schema_2(payload: dict) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_schema_2_run_renders_the_same_findings(tmp_path):
     payload = json.loads(RUN.read_text())
     new = _schema_2(payload)
@@ -207,6 +208,7 @@ def _other_machine(p):
     p["machine_info"]["fer"]["gpu_name"] = "NVIDIA A100"
 
 
+@pytest.mark.slow
 def test_runs_of_different_machines_are_not_merged_unless_allowed(tmp_path, capsys):
     other = _variant(tmp_path, "other.json", _other_machine)
     with pytest.raises(ReportError, match="--allow-cross-machine"):

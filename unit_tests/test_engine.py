@@ -43,6 +43,7 @@ def test_dataloader_workers_show_data_wait(small_data):
     assert r.data_wait_s > 0
 
 
+@pytest.mark.slow
 def test_training_learns(small_data):
     data = make_synthetic_faces(3000, seed=1)
     records = build_trainer(cfg(epochs=3, batch_size=32, synthetic_size=3000), data=data).fit()

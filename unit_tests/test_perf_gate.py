@@ -23,7 +23,9 @@ def test_epoch(benchmark):
     assert records[-1].images == 400
 """
 
-# A test-side plugin that makes every batch 40 ms late: a data-loading regression.
+# A test-side plugin that makes every batch 100 ms late: a data-loading regression. 8 batches
+# add 0.8 s to a ~0.25 s epoch (+300%); gated at 50% below, so a machine 3x slower than usual
+# (0.75 s epochs: +107%) still leaves the gate a 2x margin.
 SLOWDOWN_PLUGIN = """
 import time
 from fer.data.loaders import DeviceLoader
@@ -32,7 +34,7 @@ _iter = DeviceLoader.__iter__
 
 def _slow_iter(self):
     for batch in _iter(self):
-        time.sleep(0.04)
+        time.sleep(0.1)
         yield batch
 
 DeviceLoader.__iter__ = _slow_iter
@@ -93,6 +95,7 @@ def test_explicit_storage_is_left_alone(pytester):
     assert result.ret == 0
 
 
+@pytest.mark.slow
 def test_interrupted_run_keeps_finished_benchmarks(pytester):
     pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_x="""

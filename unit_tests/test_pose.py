@@ -173,6 +173,7 @@ def test_coco_missing_image(tmp_path):
 
 # ------------------------------------------------------------------ CLI --
 
+@pytest.mark.slow
 def test_cli_train_and_profile_pose(tmp_path, capsys):
     tiny = ["--task", "pose", "--pose-size", "64x64", "--synthetic-size", "120",
             "--batch-size", "16", "--device", "cpu"]

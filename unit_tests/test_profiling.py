@@ -113,6 +113,7 @@ def test_cli_profile_prints_table(tmp_path, capsys):
     assert (out / "profile.json").is_file()
 
 
+@pytest.mark.slow
 def test_cli_profile_is_quiet_on_a_cpu_box(tmp_path):
     """The profiler's native log lines (kineto's profiler_start, gpuGetDeviceCount on a CPU
     box) do not reach the user's terminal."""

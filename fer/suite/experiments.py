@@ -70,6 +70,7 @@ class Experiment:
             fn = pytest.mark.parametrize("params", list(self.grid), ids=self.ids())(fn)
             for name in self.markers:
                 fn = getattr(pytest.mark, name)(fn)
+            fn.fer_experiment = self.name  # the plugin reads it to foresee skips and time
             return fn
 
         return decorate

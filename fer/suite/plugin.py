@@ -14,22 +14,24 @@
   below 1, or a ``--benchmark-storage`` folder that is a file (or lies under
   one), stop the session with one ``pytest.UsageError`` line instead of a
   fixture traceback per test, or a crash after the whole suite that loses the
-  autosave.
+  autosave;
+* the suite's own state on one :class:`fer.suite.summary.PerfSession` in
+  ``config.stash`` (as pytest-benchmark keeps its ``BenchmarkSession``): the
+  benchmarks that finished (read from the ``benchmark`` fixture after each
+  test), the skips, the expected duration printed up front and the machine's
+  speed (the reference workload) printed at the end.
 """
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 
+from fer.suite.summary import PerfSession
+
 DEFAULT_STORAGE = "file://./.benchmarks"
-
-MARKERS = {
-    "gpu": "needs one CUDA device",
-    "multi_gpu": "needs two or more CUDA devices",
-    "slow": "takes more than a few seconds",
-    "distributed": "starts torch.distributed process groups",
-}
-
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("fer", "fer perf suite")
@@ -49,14 +51,14 @@ def pytest_addoption(parser) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-benchmark opens its storage
 def pytest_configure(config) -> None:
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
     rounds = getattr(config.option, "perf_rounds", None)
     if rounds is not None and rounds < 1:
         raise pytest.UsageError(f"--perf-rounds {rounds}: must be >= 1 (timed epochs per "
                                 "benchmark, after one warm-up)")
     _check_storage(getattr(config.option, "benchmark_storage", None))
+    _check_json_path(getattr(config.option, "benchmark_json", None))
     _trim_benchmark_table(config.option)
+    config.stash[SESSION] = PerfSession(started=time.monotonic())
     option = getattr(config.option, "benchmark_storage", None)
     if option == DEFAULT_STORAGE:
         from fer.gpu import hardware_class
@@ -69,10 +71,19 @@ _PB_COLUMNS = ["min", "max", "mean", "stddev", "median", "iqr", "outliers", "ops
                "iterations"]
 
 
+SESSION = pytest.StashKey[PerfSession]()
+
+
+def perf_session(config) -> PerfSession:
+    """This pytest session's perf-suite state."""
+    return config.stash[SESSION]
+
+
 def _trim_benchmark_table(option) -> None:
     """pytest-benchmark's own table, cut to what a run of epochs means: the median epoch, its
-    IQR and the rounds, by name (so a sweep reads in order). Explicit choices are kept."""
-    if getattr(option, "benchmark_columns", None) == _PB_COLUMNS:
+    IQR and the rounds, by name (so a sweep reads in order). Explicit choices are kept; the
+    default is the list above up to pytest-benchmark 5.2 and None (the same list) from 5.3."""
+    if getattr(option, "benchmark_columns", None) in (_PB_COLUMNS, None):
         option.benchmark_columns = ["median", "iqr", "rounds"]
     if getattr(option, "benchmark_sort", None) == "min":
         option.benchmark_sort = "name"
@@ -86,26 +97,115 @@ def pytest_report_header(config) -> list[str]:
             "not apply"]
 
 
+def pytest_collection_finish(session) -> None:
+    """Say up front how long the selected benchmarks should take."""
+    state = perf_session(session.config)
+    state.points = sum(1 for item in session.items if "perf_scale" in getattr(item, "fixturenames", ()))
+    if not state.points or session.config.option.collectonly:
+        return
+    from fer.suite.scales import resolve_scale
+    from fer.suite.summary import expected_duration, saved_sessions
+
+    scale = resolve_scale(session.config.getoption("perf_scale"), cuda=_cuda_available())
+    state.saved = saved_sessions(_storage_folder(session.config))
+    state.to_run = _points_to_run(session.items, scale)
+    text = expected_duration(state.to_run, scale.name, state.saved)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and text:
+        reporter.write_line(text)
+
+
+def _points_to_run(items, scale) -> int:
+    """The grid points this machine will run: the skip rules of the registry, asked now."""
+    from fer.suite.experiments import EXPERIMENTS
+    from fer.suite.harness import skip_reason
+
+    count = 0
+    for item in items:
+        if "perf_scale" not in getattr(item, "fixturenames", ()):
+            continue
+        experiment = EXPERIMENTS.get(getattr(getattr(item, "function", None), "fer_experiment", ""))
+        params = getattr(getattr(item, "callspec", None), "params", {}).get("params")
+        if experiment is None or params is None or skip_reason(experiment, params, scale) is None:
+            count += 1
+    return count
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each finished benchmark of the suite (its name and extra_info) for the summary,
+    and each skipped test with its reason for the JSON (pytest-benchmark's JSON alone only
+    holds the benchmarks that ran)."""
+    outcome = yield
+    report = outcome.get_result()
+    state = perf_session(item.config)
+    if report.skipped and report.when in ("setup", "call"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        state.skipped.append({"test": report.nodeid, "reason": reason.removeprefix("Skipped: ")})
+    if report.when != "call" or not report.passed:
+        return
+    bench = getattr(item, "funcargs", {}).get("benchmark")
+    extra = getattr(bench, "extra_info", None)
+    if isinstance(extra, dict) and extra.get("records") and extra.get("experiment"):
+        state.note(getattr(bench, "name", item.name), extra)
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    from fer.suite.summary import RESULTS, format_summary
+    from fer.suite.summary import format_summary
 
-    if not RESULTS:
+    state = perf_session(config)
+    if not state.results:
         return
     storage = None
     if getattr(config.option, "benchmark_autosave", False) or getattr(
             config.option, "benchmark_save", None):
-        option = str(getattr(config.option, "benchmark_storage", "") or "")
-        storage = option.removeprefix("file://") or None
-    text = format_summary(RESULTS, json_path=_json_path(config), storage=storage)
+        storage = _storage_folder(config)
+    text = format_summary(state.results, json_path=_json_path(config), storage=storage,
+                          session=state)
     if text:
         terminalreporter.write_sep("=", "fer perf suite")
         terminalreporter.write_line(text)
 
 
+def _storage_folder(config) -> str | None:
+    option = str(getattr(config.option, "benchmark_storage", "") or "")
+    if "://" in option and not option.startswith("file://"):
+        return None
+    return option.removeprefix("file://") or None
+
+
 def _json_path(config) -> str | None:
+    """The --benchmark-json path as the user gave it (pytest-benchmark <= 5.2 opens a file,
+    whose name is that path; later versions keep a path, whose .name would be its base name)."""
     value = getattr(config.option, "benchmark_json", None)
-    return getattr(value, "name", None) or (str(value) if isinstance(value, str) else None)
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value)
+    name = getattr(value, "name", None)
+    return name if isinstance(name, str) else None
+
+
+def _check_json_path(value) -> None:
+    """A --benchmark-json path whose folder cannot exist fails now, not after the suite ran."""
+    from pathlib import Path
+
+    if not isinstance(value, (str, os.PathLike)):
+        return  # an open file: argparse has already opened it
+    path = Path(value)
+    if path.is_dir():
+        raise pytest.UsageError(f"--benchmark-json {value}: is a folder; pass a file path")
+    existing = next((p for p in path.absolute().parents if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        raise pytest.UsageError(f"--benchmark-json {value}: {existing} is a file, so the run "
+                                "cannot be written under it; pass another path")
 
 
 def _check_storage(option: str | None) -> None:
@@ -139,26 +239,10 @@ def _rounds_of(bench) -> list:
     return getattr(stats, "data", None) or getattr(getattr(stats, "stats", None), "data", None) or []
 
 
-def pytest_runtest_logreport(report) -> None:
-    """Remember skipped tests and why: the report lists them (pytest-benchmark's
-    JSON alone only holds the benchmarks that ran)."""
-    if report.skipped and report.when in ("setup", "call"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
-        _skips.append({"test": report.nodeid, "reason": reason.removeprefix("Skipped: ")})
-
-
-_skips: list[dict] = []
-
-
-def pytest_sessionstart(session) -> None:
-    from fer.suite.summary import RESULTS
-
-    _skips.clear()
-    RESULTS.clear()
-
-
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
-    output_json["fer_skipped"] = list(_skips)
+    state = perf_session(config)
+    output_json["fer_skipped"] = list(state.skipped)
+    output_json["fer_session"] = state.facts()
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:

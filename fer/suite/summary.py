@@ -4,20 +4,123 @@ pytest-benchmark prints epoch seconds with Min/Max/StdDev/OPS, sorted by speed;
 what a performance engineer reads here is the experiment: its factor in grid
 order, the images each epoch trained, the median epoch, the spread of the timed
 epochs, images/s and the data-wait share — then the commands that come next.
-The harness notes every benchmark it times (:func:`note`); the plugin prints
-:func:`format_summary` at the end of the session. No torch here.
+The plugin keeps the session's state on a :class:`PerfSession` (every finished benchmark,
+the skips), prints :func:`expected_duration` when the suite is collected and
+:func:`format_summary` at the end, with the machine's speed of the session (the reference
+workload). No torch here.
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
-RESULTS: list[dict] = []
+#: seconds per grid point run (not skipped), per scale, on the machine the suite is developed
+#: on (a quiet 2-core CPU: 33 points run, 36 skipped, in 147 s on 2026-11-30); the saved runs
+#: of this hardware class and scale, when there are some, are used instead
+SECONDS_PER_POINT = {"smoke": 4.5}
+#: the saved runs read for the expected duration and the machine's usual speed
+_NEWEST = 5
+_MAX_JSON_BYTES = 64 * 2**20
 
 
-def note(name: str, extra_info: dict) -> None:
-    """Remember one finished benchmark (its test name and extra_info)."""
-    RESULTS.append({"name": name, "extra": dict(extra_info)})
+@dataclass
+class PerfSession:
+    """The perf suite's state of one pytest session (kept in ``config.stash``)."""
+
+    started: float  # time.monotonic() at configure
+    points: int = 0  # grid points collected (tests using the perf_scale fixture)
+    to_run: int = 0  # of which this machine runs (the registry's skip rules, asked up front)
+    results: list[dict] = field(default_factory=list)  # {"name", "extra"} per finished benchmark
+    skipped: list[dict] = field(default_factory=list)  # {"test", "reason"}
+    #: ``fer_session`` of the newest runs saved before this one (read when collected)
+    saved: list[dict] = field(default_factory=list)
+
+    def note(self, name: str, extra_info: dict) -> None:
+        """Remember one finished benchmark (its test name and extra_info)."""
+        self.results.append({"name": name, "extra": dict(extra_info)})
+
+    def calibration_s(self) -> list[float]:
+        """The reference workload's median time of each finished benchmark."""
+        values = [(r["extra"].get("calibration") or {}).get("median_s") for r in self.results]
+        return [v for v in values if isinstance(v, (int, float)) and v > 0]
+
+    def facts(self) -> dict:
+        """What the JSON keeps of the session (``fer_session``): its duration, the points it
+        collected and ran, and the machine's speed (the reference workload's median)."""
+        cal = self.calibration_s()
+        return {"duration_s": round(time.monotonic() - self.started, 3), "points": self.to_run,
+                "benchmarks": len(self.results),
+                "calibration_median_s": statistics.median(cal) if cal else None}
+
+
+def saved_sessions(folder: str | None) -> list[dict]:
+    """``fer_session`` (with the run's ``perf_scale``) of the newest saved runs under
+    ``folder``: regular files only, none larger than 64 MiB, unreadable ones left out."""
+    if not folder or not Path(folder).is_dir():
+        return []
+    files = [p for p in Path(folder).rglob("*.json") if p.is_file()]
+    files = sorted(files, key=lambda p: p.stat().st_mtime, reverse=True)
+    found = []
+    for path in files[:4 * _NEWEST]:
+        try:
+            if path.stat().st_size > _MAX_JSON_BYTES:
+                continue
+            payload = json.loads(path.read_text())
+            session = payload.get("fer_session")
+            run_scale = ((payload.get("machine_info") or {}).get("fer") or {}).get("perf_scale")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(session, dict):
+            found.append({**session, "perf_scale": run_scale})
+        if len(found) == _NEWEST:
+            break
+    return found
+
+
+def expected_duration(points: int, scale: str, saved: list[dict]) -> str:
+    """One line: about how long the ``points`` to run will take, and from what."""
+    rates = [s["duration_s"] / s["points"] for s in saved
+             if s.get("perf_scale") == scale and isinstance(s.get("duration_s"), (int, float))
+             and isinstance(s.get("points"), int) and s["points"] > 0]
+    if rates:
+        seconds, source = points * statistics.median(rates), \
+            f"from the {len(rates)} newest saved run(s) of this machine"
+    elif scale in SECONDS_PER_POINT:
+        seconds, source = points * SECONDS_PER_POINT[scale], \
+            "on a quiet 2-core CPU; a busy machine takes longer"
+    else:
+        return (f"fer perf suite: {points} grid point(s) to run at the {scale} scale; no saved run of "
+                "this machine yet to say how long they take (the first --benchmark-autosave "
+                "run gives one)")
+    return (f"fer perf suite: {points} grid point(s) to run at the {scale} scale, expected about "
+            f"{_minutes(seconds)} ({source})")
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def machine_speed(session: PerfSession) -> str | None:
+    """One line: the reference workload's time over the session (the machine's speed, which
+    no change to fer can move), its spread, and against the saved runs of this machine."""
+    cal = session.calibration_s()
+    if not cal:
+        return None
+    median = statistics.median(cal)
+    text = (f"machine speed: the reference workload took {1000 * median:.1f} ms (median of "
+            f"{len(cal)} benchmarks, {1000 * min(cal):.1f}-{1000 * max(cal):.1f} ms)")
+    saved = [s["calibration_median_s"] for s in session.saved
+             if isinstance(s.get("calibration_median_s"), (int, float))
+             and s["calibration_median_s"] > 0]
+    if saved:
+        usual = statistics.median(saved)
+        text += (f"; the newest {len(saved)} saved run(s): {1000 * usual:.1f} ms, so this "
+                 f"machine ran at {usual / median:.2f}x their speed")
+    return text + f"; the suite took {_minutes(time.monotonic() - session.started)}"
 
 
 def _timed(extra: dict) -> list[dict]:
@@ -47,7 +150,7 @@ def _table(rows: list[list[str]], head: list[str]) -> list[str]:
 
 
 def format_summary(results: list[dict], *, json_path: str | None = None,
-                   storage: str | None = None) -> str:
+                   storage: str | None = None, session: PerfSession | None = None) -> str:
     from fer.suite.experiments import EXPERIMENTS
 
     by_experiment: dict[str, list[dict]] = {}
@@ -79,6 +182,9 @@ def format_summary(results: list[dict], *, json_path: str | None = None,
         lines += ["", f"{title}" + (f" [{model}]" if model else "")]
         rows = [_row(r["extra"].get("params") or {}, r["extra"]) for r in found]
         lines += _table(rows, ["point", "images", "epoch s", "spread", "images/s", "data wait"])
+    speed = machine_speed(session) if session is not None else None
+    if speed:
+        lines += ["", speed]
     lines += ["", "next:"]
     if storage:
         lines.append(f"  fer compare --history {storage} --fail-on-regression   "
