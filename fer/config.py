@@ -140,7 +140,7 @@ class TrainConfig:
         commands=ALL)
     imbalance: bool = knob(False, "synthetic data with FER2013's class imbalance", "data",
         commands=ALL)
-    ferplus: str | None = knob(None, "FER+ votes (fer2013new.csv) joined onto --data", "data",
+    ferplus: str | None = knob(None, "FER+ votes (fer2013new.csv) joined onto the FER2013 data", "data",
                                metavar="FER2013NEW_CSV", default_help="none",
         commands=ALL)
     ferplus_mode: str = knob("majority", "FER+ labels: majority vote, or vote distributions as "
@@ -293,7 +293,8 @@ class TrainConfig:
         self._check_task_fields()
         self._check_outputs()
         if self.pretrained not in (None, "timm") and not Path(self.pretrained).is_file():
-            raise ConfigError(f"--pretrained {self.pretrained}: no such file; pass a .safetensors "
+            kind = "a folder" if Path(self.pretrained).is_dir() else "no such file"
+            raise ConfigError(f"--pretrained {self.pretrained}: {kind}; pass a .safetensors "
                               "or .pth weight file, or --pretrained alone for timm's own weights")
         from fer.tasks import TASKS
 

@@ -258,3 +258,12 @@ def test_the_step_section_states_the_regime(tmp_path):
     md = (tmp_path / "out" / "report.md").read_text()
     assert "**The study:** (beyond the study) at 48x48 the step is launch-bound" in md
     assert (tmp_path / "out" / "step.png").read_bytes()[:8] == PNG
+
+
+def test_the_same_run_given_twice_is_read_once(tmp_path, capsys):
+    copy_of_run = tmp_path / "copy.json"
+    copy_of_run.write_bytes(RUN.read_bytes())
+    once = render_report([RUN], tmp_path / "once")
+    twice = render_report([RUN, str(RUN), copy_of_run], tmp_path / "twice")
+    assert twice.findings == once.findings
+    assert len(twice.duplicates) == 2 and "the same run as" in twice.duplicates[0]

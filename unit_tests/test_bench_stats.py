@@ -94,7 +94,7 @@ def test_calibration_removes_common_mode_drift(tmp_path):
     assert calibrated.method.startswith("calibrated") and abs(calibrated.change) < 0.01
     raw = compare(base, drift, GateOptions(calibration="off")).rows[0]
     assert raw.method.startswith("raw") and raw.change > 0.14
-    with pytest.raises(CompareError, match="--calibration on"):
+    with pytest.raises(CompareError, match="calibration on"):
         compare(run("base.json"), run("slow.json"), GateOptions(calibration="on"))
 
 
@@ -182,10 +182,10 @@ def test_throughput_and_data_wait_gates(tmp_path):
 def test_bad_options_are_refused():
     with pytest.raises(CompareError, match="no earlier run"):
         compare([], run("base.json"))
-    for bad, match in [(dict(threshold=0), "--threshold"), (dict(confidence=1.5), "--confidence"),
-                       (dict(gate_on=("speed",)), "--gate-on"), (dict(noise_floor=2), "--noise"),
-                       (dict(common_noise_floor=-1), "--common-noise-floor"),
-                       (dict(pool="group"), "--pool")]:
+    for bad, match in [(dict(threshold=0), "--threshold"), (dict(confidence=1.5), "confidence"),
+                       (dict(gate_on=("speed",)), "--gate-on"), (dict(noise_floor=2), "noise_floor"),
+                       (dict(common_noise_floor=-1), "common_noise_floor"),
+                       (dict(pool="group"), "pool")]:
         with pytest.raises(CompareError, match=match):
             compare(run("base.json"), run("slow.json"), GateOptions(**bad))
 

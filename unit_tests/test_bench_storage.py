@@ -285,3 +285,13 @@ def test_summary_lacking_a_key_is_completed_from_the_records():
     assert partial.summary["peak_mem_bytes"] == 5
     assert partial.summary["median_images_per_s"] == pytest.approx(full["median_images_per_s"])
     assert Bench("t::q", "q", None, 2.5, None, {}).summary == {"median_wall_s": 2.5}
+
+
+def test_special_files_in_a_history_never_hang(tmp_path, caplog):
+    import os
+
+    shutil.copy(run("base.json").path, tmp_path / "a.json")
+    os.mkfifo(tmp_path / "fifo.json")  # a reader that opened it would wait for a writer forever
+    with caplog.at_level(logging.WARNING):
+        runs = load_history(tmp_path)
+    assert len(runs) == 1 and "not a regular file" in caplog.text

@@ -71,6 +71,7 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     (["train", "--amp", "--precision", "amp_bf16"], "--amp means --precision amp_fp16"),
     (["train", "--data", "/no/such.csv"], "no such file or folder"),
     (["train", "--model", "resnet_b99"], "not a timm model"),
+    (["train", "--pretrained", "/tmp"], "--pretrained /tmp: a folder; pass a .safetensors"),
     (["train", "--metrics-json", "/proc/x/m.json", *TINY, "--device", "cpu"], "cannot write"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, match, capsys):
@@ -166,3 +167,36 @@ def test_resume_with_a_new_learning_rate_uses_and_reports_it(tmp_path, caplog):
     payload = json.loads(out.read_text())
     assert payload["plan"]["lr"] == 0.0042
     assert payload["records"][-1]["lr"] == pytest.approx(0.0042)  # in force, not only claimed
+
+
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(tmp_path, capsys, monkeypatch):
+    from fer.engine import Trainer
+
+    train_epoch = Trainer.train_epoch
+
+    def interrupted_in_epoch_2(self, on_step=None):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return train_epoch(self, on_step)
+
+    monkeypatch.setattr(Trainer, "train_epoch", interrupted_in_epoch_2)
+    runs, ckpt = tmp_path / "runs", tmp_path / "ckpt"
+    argv = ["train", *TINY[:-1], "3", "--device", "cpu", "--run-dir", str(runs),
+            "--checkpoint-dir", str(ckpt)]
+    assert main(argv) == 130
+    err = capsys.readouterr().err
+    assert "interrupted in epoch 2 of 3: 1 epoch(s) of this run had finished" in err
+    assert "--resume" in err and str(ckpt) in err and "epochs.csv" in err
+    metrics = json.loads((next(runs.iterdir()) / "metrics.json").read_text())
+    assert metrics["interrupted"] is True and len(metrics["records"]) == 1
+    monkeypatch.setattr(Trainer, "train_epoch", train_epoch)
+    assert main([*argv, "--resume"]) == 0  # and the advice works
+
+
+def test_progress_lines_off_a_terminal(capsys, monkeypatch):
+    import fer.cli.train as train_cli
+
+    monkeypatch.setattr(train_cli, "PROGRESS_EVERY_S", 0.0)
+    assert main(["train", *TINY, "--device", "cpu", "--run-dir", "none", "--batch-size", "16"]) == 0
+    err = capsys.readouterr().err  # 96 images, 6 steps: a line for each step after the first
+    assert "epoch 1/1: step 2/6" in err and "step 6/6" in err and "img/s, data wait" in err

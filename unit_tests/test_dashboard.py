@@ -127,3 +127,20 @@ def test_the_site_in_a_real_browser(history, tmp_path):
     assert errors == []
     assert all(u.startswith("file://") for u in requests), "the site fetched from the network"
     assert all((shots / f"page{i}.png").stat().st_size > 10_000 for i in range(len(pages)))
+
+
+@pytest.mark.parametrize("argv,error", [
+    (["--threshold", "0"], "--threshold must be in (0, 10)"),
+    (["--last", "-1"], "--last -1: must be >= 0"),
+])
+def test_dashboard_numbers_are_range_checked(tmp_path, capsys, argv, error):
+    assert main(["dashboard", str(tmp_path), "--out", str(tmp_path / "site"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert error in err and err.count("\n") == 1
+
+
+def test_dashboard_of_a_file_names_its_own_argument(tmp_path, capsys):
+    run = make_run(tmp_path / "a.json", {"a": [1.0] * 3})
+    assert main(["dashboard", str(run), "--out", str(tmp_path / "site")]) == 2
+    err = capsys.readouterr().err
+    assert "HISTORY_DIR" in err and "a file, not a folder" in err and "--history" not in err

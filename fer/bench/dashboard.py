@@ -266,7 +266,7 @@ def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int
     """Write the site for the runs under the ``history`` folders into ``out_dir``."""
     runs: list[Run] = []
     for folder in history:
-        runs += load_history(folder)
+        runs += load_history(folder, what="HISTORY_DIR")
     if not runs:
         raise CompareError(f"{', '.join(map(str, history))}: no readable benchmark run")
     classes: dict[str, list[Run]] = {}

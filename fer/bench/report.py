@@ -19,6 +19,8 @@ chart and listed under "Not drawn", never a ``KeyError``.
 
 from __future__ import annotations
 
+import hashlib
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,6 +47,25 @@ class Report:
     skipped: list[dict] = field(default_factory=list)  # {"test", "reason"} from fer_skipped
     unknown: dict[str, list[str]] = field(default_factory=dict)  # experiment -> benchmark names
     not_drawn: dict[str, list[str]] = field(default_factory=dict)  # section -> "bench: why"
+    duplicates: list[str] = field(default_factory=list)  # "a.json: the same run as b.json"
+
+
+def _distinct(paths: list[str | Path]) -> tuple[list[Path], list[str]]:
+    """The runs to read, each once: a file given twice, or a copy of another, is read once."""
+    seen: dict[tuple, Path] = {}
+    distinct, duplicates = [], []
+    for path in map(Path, paths):
+        try:
+            key = (path.resolve(), ) if not path.is_file() else (
+                "content", hashlib.sha256(path.read_bytes()).hexdigest())
+        except OSError:
+            key = (path.resolve(), )  # unreadable: load_run names the problem
+        if key in seen:
+            duplicates.append(f"{path}: the same run as {seen[key]}, read once")
+            continue
+        seen[key] = path
+        distinct.append(path)
+    return distinct, duplicates
 
 
 def by_section(runs: list[Run]) -> tuple[dict[str, list[Bench]], dict[str, list[str]]]:
@@ -112,6 +133,7 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
                   allow_cross_machine: bool = False) -> Report:
     if not paths:
         raise ReportError("give at least one benchmark JSON file")
+    paths, duplicates = _distinct(paths)
     runs = [load_run(p) for p in paths]  # a bad file named explicitly is an error
     check_same_machine(runs, allow_cross_machine=allow_cross_machine)
     out = Path(out_dir)
@@ -168,4 +190,4 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
     with atomic_open(out / "report.md", "w") as f:
         f.write(markdown)
     return Report(markdown=markdown, charts=charts, findings=findings, missing=missing,
-                  skipped=skipped, unknown=unknown, not_drawn=not_drawn)
+                  skipped=skipped, unknown=unknown, not_drawn=not_drawn, duplicates=duplicates)

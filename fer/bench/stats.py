@@ -217,6 +217,10 @@ class Judgement:
 
 @dataclass(frozen=True)
 class GateOptions:
+    """How a comparison judges. The first four and ``gate_on`` are `fer compare`'s flags; the
+    rest are research settings that `benchmarks/gate_power.py` varies to measure the gate
+    (the CLI keeps their defaults)."""
+
     threshold: float = 0.05  # time and throughput, a fraction
     memory_threshold: float = 0.02
     data_wait_threshold: float = 0.05  # points of share
@@ -237,18 +241,18 @@ class GateOptions:
             raise CompareError(f"--data-wait-threshold must be in (0, 1), got "
                                f"{self.data_wait_threshold}")
         if not 0.5 < self.confidence < 1:
-            raise CompareError(f"--confidence must be in (0.5, 1), got {self.confidence}")
+            raise CompareError(f"GateOptions.confidence must be in (0.5, 1), got {self.confidence}")
         if self.sample not in ("auto", "epoch", "step"):
-            raise CompareError(f"--sample {self.sample!r} is not one of: auto, epoch, step")
+            raise CompareError(f"GateOptions.sample {self.sample!r} is not one of: auto, epoch, step")
         if self.calibration not in ("auto", "on", "off"):
-            raise CompareError(f"--calibration {self.calibration!r} is not one of: auto, on, off")
+            raise CompareError(f"GateOptions.calibration {self.calibration!r} is not one of: auto, on, off")
         if self.noise_floor is not None and not 0 < self.noise_floor < 1:
-            raise CompareError(f"--noise-floor must be in (0, 1), got {self.noise_floor}")
+            raise CompareError(f"GateOptions.noise_floor must be in (0, 1), got {self.noise_floor}")
         if self.common_noise_floor is not None and not 0 <= self.common_noise_floor < 1:
-            raise CompareError(f"--common-noise-floor must be in [0, 1), got "
+            raise CompareError(f"GateOptions.common_noise_floor must be in [0, 1), got "
                                f"{self.common_noise_floor}")
         if self.pool not in POOLS:
-            raise CompareError(f"--pool {self.pool!r} is not one of: {', '.join(POOLS)}")
+            raise CompareError(f"GateOptions.pool {self.pool!r} is not one of: {', '.join(POOLS)}")
         unknown = [g for g in self.gate_on if g not in GATES]
         if unknown or not self.gate_on:
             raise CompareError(f"--gate-on {','.join(self.gate_on)}: use a comma-separated list "
@@ -556,9 +560,9 @@ _SEVERITY = {REGRESSED: 3, INCONCLUSIVE: 2, IMPROVED: 1, UNCHANGED: 0, NOT_GATED
 def _method(new: Bench, olds: list[Bench], calibration: str) -> str:
     have = calibration_s(new) is not None and all(calibration_s(b) is not None for b in olds)
     if calibration == "on" and not have:
-        raise CompareError(f"--calibration on: {new.fullname} has no calibration in every run "
+        raise CompareError(f"calibration on: {new.fullname} has no calibration in every run "
                            "(runs written before calibration, or by another harness); use "
-                           "--calibration auto")
+                           "calibration auto")
     return "calibrated" if have and calibration != "off" else "raw"
 
 
@@ -566,8 +570,8 @@ def _time_samples(new: Bench, olds: list[Bench], sample: str):
     """The sample function and its name: step times where every run recorded them (auto)."""
     have = all(step_times(b) for b in (new, *olds))
     if sample == "step" and not have:
-        raise CompareError(f"--sample step: {new.fullname} has no step times in every run "
-                           "(runs written before step timing); use --sample auto")
+        raise CompareError(f"sample step: {new.fullname} has no step times in every run "
+                           "(runs written before step timing); use sample auto")
     if sample in ("step", "auto") and have:
         return step_times, "step"
     return epoch_times, "epoch"

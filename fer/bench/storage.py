@@ -398,10 +398,21 @@ def _skipped(payload: dict) -> list[dict]:
             and isinstance(s.get("reason"), str)]
 
 
+#: a run of the whole suite with --benchmark-save-data is a few MiB; past this a file is not one
+MAX_RUN_BYTES = 256 * 2**20
+
+
 def load_run(path: str | Path) -> Run:
     """One benchmark JSON file, validated; :class:`BenchmarkFileError` if it is not one."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO, a device
+            raise BenchmarkFileError(f"{path}: not a regular file (a pipe or a device); pass a "
+                                     "benchmark JSON file")
+        if path.is_file() and path.stat().st_size > MAX_RUN_BYTES:
+            raise BenchmarkFileError(f"{path}: {path.stat().st_size / 2**20:,.0f} MiB, larger than "
+                                     f"any benchmark run ({MAX_RUN_BYTES // 2**20} MiB at most); "
+                                     "pass a benchmark JSON file")
         text = path.read_text(encoding="utf-8")
     except IsADirectoryError:
         raise BenchmarkFileError(f"{path}: is a folder; pass a benchmark JSON file (or "
@@ -425,13 +436,16 @@ def load_run(path: str | Path) -> Run:
     return validate_payload(payload, path)
 
 
-def load_history(folder: str | Path) -> list[Run]:
+def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
     """Every valid run under ``folder`` (recursively), oldest first; a bad file is skipped
-    with one warning line naming it and the field at fault."""
+    with one warning line naming it and the field at fault. ``what`` names the argument in
+    errors (``--history``, or a command's HISTORY_DIR)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CompareError(f"--history {folder}: no such folder (pytest-benchmark saves runs "
-                           "under .benchmarks/ with --benchmark-autosave)")
+        kind = "a file, not a folder" if folder.exists() else "no such folder"
+        raise CompareError(f"{what} {folder}: {kind}; pass a folder of saved runs "
+                           "(pytest-benchmark saves them under .benchmarks/ with "
+                           "--benchmark-autosave)")
     runs = []
     for p in sorted(folder.rglob("*.json")):
         try:

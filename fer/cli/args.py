@@ -27,6 +27,17 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each flag's default in its help, unless it has none to show (None, off, or stated in
+    the help already)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if any(action.default is v for v in (None, False, argparse.SUPPRESS)) or "default" in text:
+            return text
+        return super()._get_help_string(action)
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -35,6 +46,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
     return value
+
+
+#: the baseline: the newest N earlier runs (fer compare, fer dashboard)
+DEFAULT_LAST = 10
+
+
+def add_baseline_options(parser: argparse.ArgumentParser, *, threshold: float) -> None:
+    """--last and --threshold, shared by `fer compare` and `fer dashboard`."""
+    parser.add_argument("--last", type=int, default=DEFAULT_LAST, metavar="N",
+                        help="the baseline: the newest N runs before the candidate (0: all)")
+    parser.add_argument("--threshold", type=float, default=threshold,
+                        help="the smallest time or throughput change that matters, as a fraction")
+
+
+def check_last(last: int) -> None:
+    if last < 0:
+        raise ConfigError(f"--last {last}: must be >= 0 (0: every earlier run)")
 
 
 def _value_type(annotation: str):

@@ -7,8 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from fer.cli.args import HelpFormatter, add_baseline_options, check_last
+
 EXIT_REGRESSION = 1
-DEFAULT_LAST = 10
 
 
 def _gates(text: str) -> tuple[str, ...]:
@@ -37,14 +38,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from fer.bench.stats import GateOptions, compare
     from fer.bench.storage import CompareError, load_history, load_run
 
-    if args.last < 0:
-        raise CompareError(f"--last {args.last}: must be >= 0 (0: every earlier run)")
+    check_last(args.last)
     options = GateOptions(threshold=args.threshold, memory_threshold=args.memory_threshold,
                           data_wait_threshold=args.data_wait_threshold,
-                          confidence=args.confidence, calibration=args.calibration,
-                          sample=args.sample, pool=args.pool,
-                          noise_floor=args.noise_floor,
-                          common_noise_floor=args.common_noise_floor,
                           gate_on=_gates(args.gate_on))
     options.check()
     if args.plot:  # checked before any work: the charts are never lost at the end
@@ -94,7 +90,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub, full: bool = True) -> None:
-    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY, POOLS
+    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY, GateOptions
 
     cal_common, cal_specific = DEFAULT_NOISE["calibrated"]
     raw_common, raw_specific = DEFAULT_NOISE["raw"]
@@ -115,39 +111,17 @@ def register(sub, full: bool = True) -> None:
                     "threshold) or inconclusive (too noisy to tell), with each benchmark's "
                     "minimum detectable effect. With 4 or more runs, change points over the "
                     "history are listed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="baseline run files or folders, then the candidate run file")
     p.add_argument("--history", metavar="DIR", help="a folder of saved runs: the newest is judged")
-    p.add_argument("--last", type=int, default=DEFAULT_LAST,
-                   help="baseline: the newest N earlier runs (0: all)")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="the smallest time or throughput change that matters, as a fraction")
+    add_baseline_options(p, threshold=GateOptions.threshold)
     p.add_argument("--memory-threshold", type=float, default=0.02,
                    help="peak CUDA memory change that regresses (memory is deterministic)")
     p.add_argument("--data-wait-threshold", type=float, default=0.05,
                    help="rise of the data-wait share, in points of the epoch, that regresses")
     p.add_argument("--gate-on", default=",".join(DEFAULT_GATES),
                    help=f"metrics that can fail the gate: {', '.join(GATES)}")
-    p.add_argument("--confidence", type=float, default=0.95,
-                   help="one-sided confidence of the gate: the run's shift and the benchmarks "
-                        "judged apart (Holm over the run) get half the alpha each")
-    p.add_argument("--pool", choices=POOLS, default="run",
-                   help="run: judge the benchmarks that moved together by the run's shift; "
-                        "none: judge every benchmark alone (Holm over the run)")
-    p.add_argument("--sample", choices=("auto", "epoch", "step"), default="auto",
-                   help="time samples: each epoch's wall time, or its typical step (the 25th "
-                        "percentile of its step times) x its steps, which bursts of a busy "
-                        "machine barely move (auto: step where every run recorded step times)")
-    p.add_argument("--calibration", choices=("auto", "on", "off"), default="auto",
-                   help="judge epoch times relative to the reference workload timed beside them "
-                        "(auto: where every run recorded it)")
-    p.add_argument("--noise-floor", type=float, default=None,
-                   help="run-to-run noise specific to one benchmark, to assume without enough "
-                        "history (default: per method, see above)")
-    p.add_argument("--common-noise-floor", type=float, default=None,
-                   help="run-to-run noise common to a run's benchmarks, to assume without "
-                        "enough history (default: per method, see above)")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="compare runs from different hardware or software (flagged)")
     out = p.add_mutually_exclusive_group()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fer.cli.args import HelpFormatter, add_baseline_options, check_last
+
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from pathlib import Path
@@ -11,14 +13,13 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
     from fer.atomic import check_output_path
     from fer.bench.dashboard import build_dashboard
     from fer.bench.stats import GateOptions
-    from fer.bench.storage import CompareError
 
-    if args.last < 0:
-        raise CompareError(f"--last {args.last}: must be >= 0 (0: every earlier run)")
+    check_last(args.last)
+    options = GateOptions(threshold=args.threshold)
+    options.check()
     check_output_path(args.out, "--out", folder=True)  # before any work
     out = Path(args.out).resolve()
-    site = build_dashboard(args.history, out, last=args.last,
-                           options=GateOptions(threshold=args.threshold))
+    site = build_dashboard(args.history, out, last=args.last, options=options)
     runs = sum(len(c.runs) for c in site.classes)
     print(f"wrote {len(site.pages)} pages for {runs} runs of {len(site.classes)} hardware "
           f"class(es) into {out}/ ({site.regressions} regressed in the newest runs)")
@@ -34,12 +35,11 @@ def register(sub, full: bool = True) -> None:
                     "(epoch time and images/s per run, the noise band, change points, "
                     "regressions), a page per benchmark (its runs, rounds and step breakdown), "
                     "the newest comparison and the newest report.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     p.add_argument("history", nargs="+", metavar="HISTORY_DIR",
                    help="folders of saved runs (e.g. .benchmarks/), one or more hardware classes")
     p.add_argument("--out", default="site", metavar="DIR", help="the site's folder")
-    p.add_argument("--last", type=int, default=10,
-                   help="the newest run is compared with this many runs before it (0: all)")
-    p.add_argument("--threshold", type=float, default=0.05,
-                   help="the smallest change that matters, as a fraction")
+    from fer.bench.stats import GateOptions
+
+    add_baseline_options(p, threshold=GateOptions.threshold)
     p.set_defaults(func=cmd_dashboard)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from fer.cli.args import Parser, add_config_flags, config_from_args, positive_int
+from fer.cli.args import HelpFormatter, Parser, add_config_flags, config_from_args, positive_int
 
 
 def _load_from_args(args, source: str):
@@ -104,13 +104,15 @@ def _cmd_data_preview(args) -> int:
 
 
 def register(sub, full: bool = True) -> None:
-    data = sub.add_parser("data", help="inspect data sources, write synthetic data")
+    data = sub.add_parser("data", help="inspect data sources, write synthetic data",
+                          formatter_class=HelpFormatter)
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
 
     inspect = data_sub.add_parser(
         "inspect", help="print splits, sizes and class histogram of a data source",
         description="Read a data source (fer2013.csv or its Kaggle variants, an image "
-                    "folder, FER+ votes with --ferplus, or 'synthetic') and summarise it.")
+                    "folder, FER+ votes with --ferplus, or 'synthetic') and summarise it.",
+        formatter_class=HelpFormatter)
     inspect.add_argument("source", help="fer2013.csv, an image folder, or 'synthetic'")
     if full:  # the generated flags read registries; only the command being run needs them
         add_config_flags(inspect, "data")
@@ -122,11 +124,12 @@ def register(sub, full: bool = True) -> None:
     preview = data_sub.add_parser(
         "preview", help="save a grid of faces per class as a PNG",
         description="Draw the first faces of each class of a data source (the built-in "
-                    "synthetic faces by default) into one PNG: a look at what is trained on.")
+                    "synthetic faces by default) into one PNG: a look at what is trained on.",
+        formatter_class=HelpFormatter)
     preview.add_argument("source", nargs="?", default="synthetic",
                          help="fer2013.csv, an image folder, or 'synthetic'")
     preview.add_argument("--out", default="faces.png", help="the PNG to write")
-    preview.add_argument("--per-class", type=int, default=10, help="faces per class")
+    preview.add_argument("--per-class", type=positive_int, default=10, help="faces per class")
     if full:
         add_config_flags(preview, "data")
     preview.add_argument("--no-cache", action="store_true",
@@ -136,9 +139,11 @@ def register(sub, full: bool = True) -> None:
     synth = data_sub.add_parser(
         "synth", help="write synthetic faces as a fer2013.csv-format file",
         description="Draw the built-in synthetic faces and write them in fer2013.csv "
-                    "format (emotion,pixels,Usage), readable by any FER2013 reader.")
+                    "format (emotion,pixels,Usage), readable by any FER2013 reader.",
+        formatter_class=HelpFormatter)
     synth.add_argument("--out", required=True, help="output CSV path")
-    synth.add_argument("--n", type=positive_int, default=35887, help="number of images")
-    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--n", type=positive_int, default=35887,
+                       help="number of images (FER2013's 35,887 by default)")
+    synth.add_argument("--seed", type=int, default=0, help="seed of the faces drawn")
     synth.add_argument("--imbalance", action="store_true", help="FER2013's class imbalance")
     synth.set_defaults(func=_cmd_data_synth)

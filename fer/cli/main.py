@@ -12,6 +12,7 @@ command being run, so ``fer compare``, ``fer report`` and ``fer dashboard`` neve
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from collections.abc import Iterable, Sequence
 
@@ -41,6 +42,10 @@ def _command_of(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_of(argv)
+    if command == "profile":
+        # torch's C++ allocator warns that blocks allocated before profiling started are freed
+        # during it (benign, one line per run); read by torch when it is imported, below
+        os.environ.setdefault("TORCH_CPP_LOG_LEVEL", "ERROR")
     parser = build_parser([command] if command in COMMANDS else [])
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from fer.cli.args import add_config_flags, config_from_args
+from fer.cli.args import HelpFormatter, add_config_flags, config_from_args
 
 log = logging.getLogger("fer.profile")
 
@@ -45,7 +45,7 @@ def register(sub, full: bool = True) -> None:
                     "goes: the top ops and the share of each op category (convolution, batch "
                     "norm, activation, elementwise, pooling/linear, optimizer, data copy). "
                     "Takes every `fer train` flag.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=HelpFormatter)
     g = p.add_argument_group("profiler")
     g.add_argument("--steps", type=int, default=10, help="active (recorded) steps")
     g.add_argument("--wait", type=int, default=1, help="steps skipped before recording")

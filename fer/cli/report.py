@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from fer.cli.args import HelpFormatter
+
 
 def cmd_report(args: argparse.Namespace) -> int:
     from fer.bench.report import render_report
@@ -14,6 +16,8 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"  {key}: {finding}")
     if report.missing:
         print(f"  not in these runs: {', '.join(report.missing)}")
+    for note in report.duplicates:
+        print(f"  {note}")
     for key, why in report.not_drawn.items():
         print(f"  {key}: {len(why)} benchmark(s) not drawn (see report.md)")
     return 0
@@ -25,8 +29,10 @@ def register(sub, full: bool = True) -> None:
         description="Render the study's charts (optimizers, workers, precision, profiler, "
                     "DataParallel/DDP scaling, batch size, loader) and report.md from one or "
                     "more benchmark JSON files of `pytest perf_tests --benchmark-json RUN.json`.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("runs", nargs="+", metavar="RUN.json")
+        formatter_class=HelpFormatter)
+    p.add_argument("runs", nargs="+", metavar="RUN.json",
+                   help="benchmark JSON of the perf suite (--benchmark-json, or a saved run); "
+                        "several are merged, the same run given twice is read once")
     p.add_argument("--out", default="report", metavar="DIR", help="output folder")
     p.add_argument("--allow-cross-machine", action="store_true",
                    help="merge runs of different hardware or software into one report "

@@ -45,14 +45,6 @@ def table_row(r, note: str = "") -> str:
             f"{r.train_acc:>6.3f} {val} {_fmt_mem(r.peak_mem_bytes):>10}")
 
 
-def print_table(records, stream=None) -> None:
-    stream = stream or sys.stdout
-    print(HEAD, file=stream)
-    print("-" * len(HEAD), file=stream)
-    for r in records:
-        print(table_row(r, "*" if r.epoch == 0 else ""), file=stream)
-
-
 class RunFolder:
     """``runs/<time>-<model>/``: config.json at the start, a row of epochs.csv as each epoch
     finishes (a killed run keeps what it measured), metrics.json at the end."""
@@ -135,7 +127,7 @@ def _train(config: TrainConfig) -> int:
             raise ConfigError(f"--run-dir {config.runs_root()}: cannot write ({exc.strerror}); "
                               "pass another folder, or --run-dir none") from None
     bar = None
-    on_step = None
+    on_step = _progress_lines(trainer, config)  # off a terminal: a line every 15 s of an epoch
     if sys.stderr.isatty():
         def on_step(steps: int, images: int, data_wait: float) -> None:
             nonlocal bar
@@ -174,6 +166,12 @@ def _train(config: TrainConfig) -> int:
 
     try:
         records = trainer.fit(on_epoch, on_step)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+            bar = None
+        _say_what_was_kept(trainer, config, folder, payload, done=len(trainer.records) - len(resumed))
+        raise
     finally:
         if bar is not None:
             bar.close()
@@ -208,6 +206,55 @@ def _train(config: TrainConfig) -> int:
         folder.write_json("metrics.json", payload)
         print(f"run folder: {folder.path} (config.json, epochs.csv, metrics.json)")
     return 0
+
+
+PROGRESS_EVERY_S = 15.0
+
+
+def _progress_lines(trainer, config: TrainConfig):
+    """An on_step callback that prints, off a terminal (a log, CI), one line to stderr every
+    PROGRESS_EVERY_S seconds of an epoch: a long epoch is never silent."""
+    import time
+
+    state = {"epoch": -1, "start": 0.0, "last": 0.0}
+
+    def on_step(steps: int, images: int, data_wait: float) -> None:
+        now = time.monotonic()
+        if state["epoch"] != trainer.epoch:
+            state.update(epoch=trainer.epoch, start=now, last=now)
+            return
+        if now - state["last"] < PROGRESS_EVERY_S:
+            return
+        state["last"] = now
+        elapsed = max(now - state["start"], 1e-9)
+        print(f"  epoch {trainer.epoch + 1}/{config.epochs}: step {steps}/{trainer.steps_per_epoch}, "
+              f"{images / elapsed:,.0f} img/s, data wait {100 * data_wait / elapsed:.0f}%, "
+              f"{elapsed:.0f} s", file=sys.stderr, flush=True)
+
+    return on_step
+
+
+def _say_what_was_kept(trainer, config: TrainConfig, folder, payload: dict, *, done: int) -> None:
+    """On Ctrl-C: keep the finished epochs (metrics.json marked interrupted) and say what was
+    kept and how to go on."""
+    epoch = trainer.epoch + 1
+    lines = [f"interrupted in epoch {epoch} of {config.epochs}: {done} epoch(s) of this run "
+             "had finished"]
+    if folder is not None:
+        payload = {**payload, "interrupted": True,
+                   "records": [r.to_dict() for r in trainer.records]}
+        folder.write_json("metrics.json", payload)
+        lines.append(f"kept: {folder.path}/epochs.csv and metrics.json (marked interrupted)")
+    if config.checkpoint_dir and done:
+        lines.append(f"resume: the same command with --resume (checkpoint of epoch "
+                     f"{trainer.epoch} in {config.checkpoint_dir})")
+    elif config.checkpoint_dir:
+        lines.append(f"no epoch finished, so {config.checkpoint_dir} holds no checkpoint of this "
+                     "run: run the command again")
+    else:
+        lines.append("no checkpoint was kept: pass --checkpoint-dir DIR to make a run resumable")
+    for line in lines:
+        print(line, file=sys.stderr)
 
 
 def register(sub, full: bool = True) -> None:
