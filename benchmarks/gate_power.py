@@ -45,9 +45,8 @@ from fer.bench.stats import (  # noqa: E402
     REGRESSED,
     GateOptions,
     compare,
-    epoch_times,
 )
-from fer.bench.storage import Run, load_run  # noqa: E402
+from fer.bench.storage import Bench, Run, load_run  # noqa: E402
 
 EXPERIMENTS = ("optimizer", "batch_size", "pose")
 CONFIDENCE = GateOptions().confidence
@@ -137,10 +136,10 @@ def noise_summary(unchanged: list[Run]) -> str:
     """Within-run and run-to-run spread of the unchanged runs, per sample and method."""
     import statistics
 
-    from fer.bench.stats import Level, calibration_s, step_times
+    from fer.bench.stats import Level
 
     lines = []
-    for label, samples in (("epoch times", epoch_times), ("step times", step_times)):
+    for label, samples in (("epoch times", Bench.epoch_times), ("step times", Bench.step_times)):
         within, between_raw, between_cal = [], [], []
         for name in unchanged[0].benchmarks:
             benches = [r.benchmarks[name] for r in unchanged if name in r.benchmarks]
@@ -149,14 +148,14 @@ def noise_summary(unchanged: list[Run]) -> str:
             raw = [Level.of(samples(b)) for b in benches]
             within += [lv.sd for lv in raw if lv.n > 1]
             between_raw.append(statistics.stdev(lv.mean for lv in raw))
-            if all(calibration_s(b) for b in benches):
+            if all(b.calibration_s for b in benches):
                 between_cal.append(statistics.stdev(
-                    Level.of(samples(b), calibration_s(b)).mean for b in benches))
+                    Level.of(samples(b), b.calibration_s).mean for b in benches))
         if not between_raw:
             continue
         med = statistics.median
         for cal in (False, True):
-            if cal and not all(calibration_s(r.benchmarks[n]) for r in unchanged
+            if cal and not all(r.benchmarks[n].calibration_s for r in unchanged
                                for n in unchanged[0].benchmarks):
                 continue
             common, specific = common_and_specific(unchanged, samples, cal)
@@ -180,11 +179,11 @@ def common_and_specific(unchanged: list[Run], samples, calibrated: bool) -> tupl
     import math
     import statistics
 
-    from fer.bench.stats import Level, calibration_s
+    from fer.bench.stats import Level
 
     names = [n for n in unchanged[0].benchmarks if all(n in r.benchmarks for r in unchanged)]
     table = [[Level.of(samples(r.benchmarks[n]),
-                       calibration_s(r.benchmarks[n]) if calibrated else 1.0).mean for n in names]
+                       r.benchmarks[n].calibration_s if calibrated else 1.0).mean for n in names]
              for r in unchanged]
     mu = [statistics.fmean(row[j] for row in table) for j in range(len(names))]
     dev = [[row[j] - mu[j] for j in range(len(names))] for row in table]
@@ -200,7 +199,7 @@ def realised(unchanged: list[Run], slowed: dict[float, list[Run]]) -> str:
     import math
     import statistics
 
-    from fer.bench.stats import Level, calibration_s
+    from fer.bench.stats import Level
 
     lines = []
     for effect, runs in sorted(slowed.items()):
@@ -208,12 +207,12 @@ def realised(unchanged: list[Run], slowed: dict[float, list[Run]]) -> str:
             raw, cal = [], []
             for name, b in run.benchmarks.items():
                 olds = [u.benchmarks[name] for u in unchanged if name in u.benchmarks]
-                base = statistics.fmean(Level.of(epoch_times(o)).mean for o in olds)
-                raw.append(math.expm1(Level.of(epoch_times(b)).mean - base))
-                if calibration_s(b) and all(calibration_s(o) for o in olds):
-                    cbase = statistics.fmean(Level.of(epoch_times(o), calibration_s(o)).mean
+                base = statistics.fmean(Level.of(o.epoch_times()).mean for o in olds)
+                raw.append(math.expm1(Level.of(b.epoch_times()).mean - base))
+                if b.calibration_s and all(o.calibration_s for o in olds):
+                    cbase = statistics.fmean(Level.of(o.epoch_times(), o.calibration_s).mean
                                              for o in olds)
-                    cal.append(math.expm1(Level.of(epoch_times(b), calibration_s(b)).mean - cbase))
+                    cal.append(math.expm1(Level.of(b.epoch_times(), b.calibration_s).mean - cbase))
             text = (f"injected +{100 * effect:g}%: median change over its benchmarks raw "
                     f"{100 * statistics.median(raw):+.1f}% (range {100 * min(raw):+.1f} to "
                     f"{100 * max(raw):+.1f})")

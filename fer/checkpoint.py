@@ -34,14 +34,17 @@ from typing import TYPE_CHECKING
 import torch
 
 from fer.atomic import atomic_open, remove_stale_temporaries
-from fer.bench.records import EpochRecord
 from fer.config import flag
 from fer.errors import ConfigError
+from fer.records import EpochRecord
 
 if TYPE_CHECKING:
     from fer.engine import Trainer
 
 log = logging.getLogger(__name__)
+
+#: the file a run's state is saved in, under --checkpoint-dir
+CHECKPOINT_NAME = "last.pt"
 
 #: TrainConfig fields that may differ between a checkpoint and the run resuming it
 MAY_CHANGE_ON_RESUME = frozenset({
@@ -85,8 +88,6 @@ def check_fresh_run(config) -> None:
     """Refuse a run without --resume into a folder holding a checkpoint, unless --overwrite."""
     if not config.checkpoint_dir or config.resume or config.overwrite:
         return
-    from fer.engine import CHECKPOINT_NAME
-
     path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
     if not path.exists():
         return

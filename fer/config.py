@@ -18,11 +18,16 @@ A bad value raises :class:`ConfigError` naming the flag and the values it accept
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer import optim
+from fer.atomic import check_output_path
 from fer.errors import ConfigError
+from fer.precision import PRECISIONS
+from fer.tasks import TASKS
 
 AUTO = "auto"
 #: the largest --image-size: the largest EfficientNet's native resolution (B7: 600) rounded up
@@ -36,14 +41,10 @@ ALL = ("train", "profile", "data")  # the commands that take a field shared with
 # Each returns the allowed values of one field from the registry that owns them.
 
 def _tasks() -> tuple[str, ...]:
-    from fer.tasks import TASKS
-
     return tuple(TASKS)
 
 
 def _loaders() -> tuple[str, ...]:
-    from fer.tasks import TASKS
-
     kinds: list[str] = []
     for task in TASKS.values():
         kinds += [k for k in task.loaders if k not in kinds]
@@ -51,39 +52,29 @@ def _loaders() -> tuple[str, ...]:
 
 
 def _precisions() -> tuple[str, ...]:
-    from fer.precision import PRECISIONS
-
     return tuple(PRECISIONS)
 
 
 def _optimizers() -> tuple[str, ...]:
-    from fer.optim import OPTIMIZERS
-
-    return tuple(OPTIMIZERS)
+    return tuple(optim.OPTIMIZERS)
 
 
 def _schedulers() -> tuple[str, ...]:
-    from fer.optim import SCHEDULERS
-
-    return SCHEDULERS
+    return optim.SCHEDULERS
 
 
 def _lr_scalings() -> tuple[str, ...]:
-    from fer.optim import LR_SCALINGS
-
-    return LR_SCALINGS
+    return optim.LR_SCALINGS
 
 
 def _parallel_modes() -> tuple[str, ...]:
-    from fer.parallel import PARALLEL_MODES
+    from fer.parallel import PARALLEL_MODES  # lazy: fer.parallel imports torch
 
     return PARALLEL_MODES
 
 
 def _optimizer_impls() -> tuple[str, ...]:
-    from fer.optim import OPTIMIZER_IMPLS
-
-    return OPTIMIZER_IMPLS
+    return optim.OPTIMIZER_IMPLS
 
 
 #: --compile: none, or a torch.compile mode (a bare --compile is "default")
@@ -99,7 +90,7 @@ def _channels() -> tuple[int, ...]:
 
 
 def _ferplus_modes() -> tuple[str, ...]:
-    from fer.data.fer2013 import FERPLUS_MODES
+    from fer.data.fer2013 import FERPLUS_MODES  # lazy: the fer.data package imports torch
 
     return FERPLUS_MODES
 
@@ -296,8 +287,6 @@ class TrainConfig:
             kind = "a folder" if Path(self.pretrained).is_dir() else "no such file"
             raise ConfigError(f"--pretrained {self.pretrained}: {kind}; pass a .safetensors "
                               "or .pth weight file, or --pretrained alone for timm's own weights")
-        from fer.tasks import TASKS
-
         TASKS[self.task].check_config(self)  # the task's own fields (e.g. --pose-size)
 
     def _check_step_modes(self) -> None:
@@ -319,9 +308,7 @@ class TrainConfig:
             raise ConfigError("--cuda-graph replays a fixed learning rate; a schedule "
                               "(--scheduler, --warmup-epochs) changes it every step: use "
                               "--scheduler none --warmup-epochs 0, or drop --cuda-graph")
-        from fer.optim import graphable
-
-        able = graphable()
+        able = optim.graphable()
         if self.optimizer not in able:
             raise ConfigError(f"--cuda-graph: --optimizer {self.optimizer} keeps host-side "
                               f"state torch cannot capture; use one of {', '.join(able)}")
@@ -354,8 +341,6 @@ class TrainConfig:
     def _check_outputs(self) -> None:
         """Output paths are checked before any work starts: a run's results are never lost
         to a path that cannot be written at the end."""
-        from fer.atomic import check_output_path
-
         if self.metrics_json is not None:
             check_output_path(self.metrics_json, flag("metrics_json"))
         if self.checkpoint_dir is not None:
@@ -365,8 +350,6 @@ class TrainConfig:
 
     def runs_root(self) -> str | None:
         """The folder the run's own folder goes into; None when --run-dir none."""
-        import os
-
         if self.run_dir is not None:
             return None if self.run_dir.lower() == "none" else self.run_dir
         return os.environ.get("FER_RUNS_DIR") or "runs"
@@ -401,9 +384,6 @@ class TrainConfig:
         ``cuda_devices`` how many GPUs are visible, ``world_size``/``rank`` the
         DDP process group (1/0 without one). Pure: no torch, no side effects.
         """
-        from fer.optim import OPTIMIZERS, scaled_lr
-        from fer.tasks import TASKS
-
         task = TASKS[self.task]
         device_type = device.split(":")[0]
         if self.parallel == "dp":
@@ -413,7 +393,7 @@ class TrainConfig:
         else:
             devices = 1
         global_batch = self.batch_size * devices
-        base_lr = self.learning_rate or OPTIMIZERS[self.optimizer].default_lr
+        base_lr = self.learning_rate or optim.OPTIMIZERS[self.optimizer].default_lr
         return Plan(
             task=self.task, device=device, device_type=device_type,
             model=self.model if self.model != AUTO else task.auto_model.get(
@@ -425,7 +405,7 @@ class TrainConfig:
             image_size=self.image_size, devices=devices, world_size=world_size, rank=rank,
             global_batch=global_batch, loader_batch=global_batch // world_size,
             base_lr=base_lr,
-            lr=scaled_lr(base_lr, global_batch, self.base_batch_size, self.lr_scaling),
+            lr=optim.scaled_lr(base_lr, global_batch, self.base_batch_size, self.lr_scaling),
             precision=self.precision, optimizer=self.optimizer, channels=self.channels,
             compile=self.compile, optimizer_impl=self.optimizer_impl, cuda_graph=self.cuda_graph,
         )

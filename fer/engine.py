@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch.profiler import record_function
 
-from fer import timing
-from fer.bench.records import EpochRecord
+from fer import checkpoint, timing
+from fer.checkpoint import CHECKPOINT_NAME
 from fer.config import Plan, TrainConfig
 from fer.errors import ConfigError, FERError
 from fer.optim import create_optimizer, create_scheduler
@@ -55,6 +55,7 @@ from fer.parallel import (
     wrap,
 )
 from fer.precision import Precision, resolve_precision
+from fer.records import EpochRecord
 from fer.tasks import make_task
 
 __all__ = ["CHECKPOINT_NAME", "EpochRecord", "StepsDone", "Trainer", "TrainingError",
@@ -62,7 +63,6 @@ __all__ = ["CHECKPOINT_NAME", "EpochRecord", "StepsDone", "Trainer", "TrainingEr
 
 log = logging.getLogger(__name__)
 
-CHECKPOINT_NAME = "last.pt"
 # A GradScaler that skips an overflowing fp16 step also skips optimizer.step();
 # the schedule still advances one step, which is what we want: not a mistake.
 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
@@ -143,8 +143,6 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
     checkpoint folder (no fresh run over a checkpoint without ``--overwrite``; with
     ``--resume`` the checkpoint is read and its config compared, see
     :mod:`fer.checkpoint`); stale temporaries of a killed write are removed."""
-    from fer import checkpoint
-
     resume_state = None
     if config.checkpoint_dir:
         ckpt_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
@@ -473,13 +471,9 @@ class Trainer:
     # ------------------------------------------------------- checkpoints --
 
     def save_checkpoint(self, path: Path) -> None:
-        from fer import checkpoint
-
         checkpoint.save(self, path)
 
     def load_checkpoint(self, path: Path) -> None:
-        from fer import checkpoint
-
         if self.step_graph is not None and self.step_graph.graph is not None:
             raise TrainingError("a checkpoint cannot be loaded into a run whose step is already "
                                 "captured in a CUDA graph (the graph would keep updating the "

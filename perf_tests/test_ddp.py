@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from fer.bench.records import EpochRecord
+from fer.records import EpochRecord
 from fer.suite.experiments import EXPERIMENTS
 from fer.suite.harness import extra_info, replay_epochs, skip_reason
 

@@ -17,8 +17,8 @@ from fer.bench.derived import (
     time_to_accuracy,
     weak_scaling_efficiency,
 )
-from fer.bench.records import EpochRecord
 from fer.bench.storage import Bench, load_run
+from fer.records import EpochRecord
 
 rates = st.floats(min_value=1e-3, max_value=1e6)
 counts = st.integers(min_value=1, max_value=64)

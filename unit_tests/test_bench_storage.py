@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from fer.bench.records import SCHEMA, EpochRecord
 from fer.bench.storage import (
     MAX_ROUND_S,
     Bench,
@@ -16,6 +15,7 @@ from fer.bench.storage import (
     load_history,
     load_run,
 )
+from fer.records import SCHEMA, EpochRecord
 
 FIXTURES = Path(__file__).parent / "fixtures"
 HISTORY = FIXTURES / "history"

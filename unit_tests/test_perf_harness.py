@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from fer.bench.records import EpochRecord
 from fer.data import make_synthetic_faces
+from fer.records import EpochRecord
 from fer.suite.experiments import EXPERIMENTS, Machine, point_id
 from fer.suite.harness import base_config, benchmark_epochs, check_records, point_config
 from fer.suite.scales import resolve_scale

@@ -20,7 +20,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fer.bench.storage import Run
+from fer.bench.stats import Level
+from fer.bench.storage import Run, is_calibrated, sample_kind
 
 #: fewest runs on either side of a change point
 MIN_SIZE = 2
@@ -92,18 +93,17 @@ def e_divisive(series: list[float], *, alpha: float = 0.05, min_size: int = MIN_
 def history_change_points(runs: list[Run], *, alpha: float = 0.05,
                           calibration: str = "auto") -> list[ChangePoint]:
     """Change points of every benchmark over ``runs`` (oldest first)."""
-    from fer.bench.stats import Level, calibration_s, epoch_times, step_times
-
     names = sorted(set().union(*(r.benchmarks for r in runs)))
     points = []
     for name in names:
         present = [(i, r.benchmarks[name]) for i, r in enumerate(runs) if name in r.benchmarks]
         if len(present) < 2 * MIN_SIZE:
             continue
-        calibrated = calibration != "off" and all(calibration_s(b) is not None for _, b in present)
-        samples = step_times if all(step_times(b) for _, b in present) else epoch_times
-        levels = [Level.of(samples(b), calibration_s(b) if calibrated else 1.0).mean
-                  for _, b in present]
+        benches = [b for _, b in present]
+        calibrated = is_calibrated(benches, "off" if calibration == "off" else "auto")
+        kind = sample_kind(benches)
+        levels = [Level.of(b.time_samples(kind), b.calibration_s if calibrated else 1.0).mean
+                  for b in benches]
         found = e_divisive(levels, alpha=alpha)
         edges = [0, *(k for k, _ in found), len(levels)]
         for i, (k, p) in enumerate(found):

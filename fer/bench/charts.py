@@ -51,12 +51,6 @@ def _nan(values: list[float | None]) -> list[float]:
 
 # ------------------------------------------------------------ sections --
 
-def _timed_walls(b: Bench) -> list[float]:
-    timed = [r.wall_s for r, raw in zip(b.records, b.extra_info.get("records") or [])
-             if not (isinstance(raw, dict) and raw.get("warmup"))]
-    return timed or [r.wall_s for r in b.records[1:]] or [b.median]
-
-
 def _caveat(entries: Sequence[Bench]) -> str | None:
     """A line for the chart when the run was at smoke scale (a tiny model on a CPU)."""
     scale = next((b.extra_info.get("scale") for b in entries if b.extra_info.get("scale")), None)
@@ -98,7 +92,7 @@ def optimizer(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
         final = vals[-1] if vals else None
         if final is not None and (best is None or final > best[1]):
             best = (name, final)
-    walls = [_timed_walls(b) for b in ordered]
+    walls = [b.epoch_times() for b in ordered]
     medians = [sorted(w)[len(w) // 2] for w in walls]
     lows = [m - min(w) for m, w in zip(medians, walls)]
     highs = [max(w) - m for m, w in zip(medians, walls)]
@@ -183,7 +177,7 @@ def precision(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
 
     order = {"fp32": 0, "amp_fp16": 1, "amp_bf16": 2}
     rows = sorted(((b.params.get("precision", "?"), bool(b.params.get("channels_last")),
-                    b.summary["median_wall_s"], _timed_walls(b)) for b in entries),
+                    b.summary["median_wall_s"], b.epoch_times()) for b in entries),
                   key=lambda r: (order.get(r[0], 9), r[1]))
     base = {cl: t for p, cl, t, _ in rows if p == "fp32"}
     labels = [f"{p}{' +CL' if cl else ''}" for p, cl, _, _ in rows]
@@ -368,25 +362,6 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
 STEP_MODES = ("eager", "fused", "graph", "compile", "compile+graph")
 
 
-def _timed_median(b: Bench, value) -> float | None:
-    """The median of ``value(record)`` over the timed epochs (None when no record has it)."""
-    import statistics
-
-    from fer.bench.stats import _timed_records
-
-    values = [v for v in map(value, _timed_records(b)) if isinstance(v, (int, float)) and v]
-    return statistics.median(values) if values else None
-
-
-def _host_step(record: dict) -> float | None:
-    return record.get("host_step_s")
-
-
-def _step_median(record: dict) -> float | None:
-    steps = record.get("step_s")
-    return steps.get("median") if isinstance(steps, dict) else None
-
-
 def step_regime(entries: Sequence[Bench]) -> str:
     """The regime the step experiment found, in one line from its numbers."""
     rate = {(b.params.get("mode"), b.params.get("precision")): b.summary["median_images_per_s"]
@@ -396,7 +371,7 @@ def step_regime(entries: Sequence[Bench]) -> str:
     if eager is None or ("eager", "fp32") not in rate:
         return "no eager fp32 point to compare against."
     parts = []
-    host, step = _timed_median(eager, _host_step), _timed_median(eager, _step_median)
+    host, step = eager.timed_median("host_step_s"), eager.timed_median("step_s.median")
     device = str((eager.extra_info.get("plan") or {}).get("device_type") or "")
     kernels = (eager.extra_info.get("step_breakdown") or {}).get("kernels_per_step")
     if host and step and device == "cuda":

@@ -26,17 +26,14 @@ from pathlib import Path
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint, history_change_points
 from fer.bench.render import format_shift, pooled_shifts, short_name
+from fer.bench.report import ReportError, render_report
 from fer.bench.stats import (
     REGRESSED,
     VERDICTS,
     CompareError,
     Comparison,
     GateOptions,
-    calibration_s,
     compare,
-    epoch_times,
-    throughputs,
-    wait_shares,
 )
 from fer.bench.storage import Run, load_history, machine_key
 from fer.bench.svg import Point, Series, line_chart
@@ -132,7 +129,7 @@ def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str)
             b = run.benchmarks.get(name)
             if b is None:
                 continue
-            t, rate = _median(epoch_times(b)), _median(throughputs(b))
+            t, rate = _median(b.epoch_times()), _median(b.throughputs())
             commit = str((run.commit_info or {}).get("id") or "")[:12] or run.path.name
             tip = (f"{short_name(name)} | {commit} {run.datetime[:19]} | "
                    f"{t:.4g} s/epoch" + (f", {rate:,.0f} img/s" if rate else ""))
@@ -220,12 +217,12 @@ def _bench_page(h: ClassHistory, name: str) -> str:
         b = run.benchmarks.get(name)
         if b is None:
             continue
-        times = epoch_times(b)
-        wait = _median(wait_shares(b))
-        cal = calibration_s(b)
+        times = b.epoch_times()
+        wait = _median(b.wait_shares())
+        cal = b.calibration_s
         peaks = [r.get("peak_mem_bytes") for r in b.extra_info.get("records") or []
                  if isinstance(r, dict) and r.get("peak_mem_bytes")]
-        rate = _median(throughputs(b))
+        rate = _median(b.throughputs())
         runs_table.append(
             f'<tr id="run-{i}"><td>{i}</td><td class="name">'
             f'{escape(str((run.commit_info or {}).get("id") or "")[:12])}</td>'
@@ -247,7 +244,6 @@ def _bench_page(h: ClassHistory, name: str) -> str:
 
 
 def _report_page(h: ClassHistory, out: Path) -> str:
-    from fer.bench.report import ReportError, render_report
 
     try:
         report = render_report([h.runs[-1].path], out)

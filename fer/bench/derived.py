@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from fer.bench.records import EpochRecord
+from fer.records import EpochRecord
 
 if TYPE_CHECKING:
     from fer.bench.storage import Bench

@@ -22,15 +22,8 @@ from fer.bench.storage import Bench
 WAIT_POINTS = 0.02
 
 
-def breakdown(b: Bench) -> dict | None:
-    value = b.extra_info.get("step_breakdown")
-    if isinstance(value, dict) and isinstance(value.get("ms_per_step"), dict):
-        return value
-    return None
-
-
 def _mean_breakdown(benches: list[Bench]) -> dict | None:
-    found = [x for x in map(breakdown, benches) if x is not None]
+    found = [b.step_breakdown for b in benches if b.step_breakdown is not None]
     if not found:
         return None
     categories = sorted(set().union(*(x["ms_per_step"] for x in found)))
@@ -46,9 +39,7 @@ def _mean_breakdown(benches: list[Bench]) -> dict | None:
 
 
 def _wait_share(benches: list[Bench]) -> float | None:
-    from fer.bench.stats import wait_shares
-
-    shares = [s for b in benches for s in wait_shares(b)]
+    shares = [s for b in benches for s in b.wait_shares()]
     return statistics.median(shares) if shares else None
 
 

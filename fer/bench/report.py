@@ -20,7 +20,6 @@ chart and listed under "Not drawn", never a ``KeyError``.
 from __future__ import annotations
 
 import hashlib
-
 from dataclasses import dataclass, field
 from pathlib import Path
 

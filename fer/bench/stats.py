@@ -65,7 +65,17 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
-from fer.bench.storage import Bench, CompareError, Run, machine_key
+from fer.bench.explain import explain
+from fer.bench.storage import (
+    CALIBRATIONS,
+    SAMPLE_KINDS,
+    Bench,
+    CompareError,
+    Run,
+    is_calibrated,
+    machine_key,
+    sample_kind,
+)
 
 IMPROVED, UNCHANGED, REGRESSED, INCONCLUSIVE = "improved", "unchanged", "regressed", "inconclusive"
 NOT_GATED = "n/a"
@@ -91,9 +101,6 @@ DISTURBED = 0.5
 #: power for the minimum detectable effect
 POWER = 0.8
 
-# kept for callers of the first version
-METRICS = ("median_images_per_s", "median_data_wait_share", "peak_mem_bytes")
-
 
 def _z(p: float) -> float:
     return statistics.NormalDist().inv_cdf(p)
@@ -105,73 +112,6 @@ def _t(p: float, df: int | None) -> float:
     from scipy.stats import t  # only when a history gives degrees of freedom
 
     return float(t.ppf(p, df))
-
-
-# ------------------------------------------------------------ samples --
-
-def _timed_records(b: Bench) -> list[dict]:
-    records = [r for r in (b.extra_info.get("records") or []) if isinstance(r, dict)]
-    if any("warmup" in r for r in records):
-        return [r for r in records if not r.get("warmup")]
-    return records[1:] if len(records) > 1 else records
-
-
-def epoch_times(b: Bench) -> list[float]:
-    """The benchmark's timed epochs, seconds: the engine's records, else the round times."""
-    times = [float(r["wall_s"]) for r in _timed_records(b) if r.get("wall_s")]
-    return times or list(b.data or []) or [b.median]
-
-
-#: the quantile of an epoch's step times that stands for the epoch with --sample step
-STEP_QUANTILE = "q25"
-
-
-def step_times(b: Bench) -> list[float] | None:
-    """Per timed epoch, its typical step (the :data:`STEP_QUANTILE` of its step times) times
-    its steps: an epoch time that a burst of a busy machine cannot move much. None when
-    the records hold no step times (older runs)."""
-    out = []
-    for r in _timed_records(b):
-        steps = r.get("step_s")
-        if not isinstance(steps, dict) or not steps.get(STEP_QUANTILE) or not steps.get("n"):
-            return None
-        out.append(float(steps[STEP_QUANTILE]) * int(steps["n"]))
-    return out or None
-
-
-def throughputs(b: Bench) -> list[float]:
-    rates = [float(r["images_per_s"]) for r in _timed_records(b) if r.get("images_per_s")]
-    if rates:
-        return rates
-    value = b.metric("median_images_per_s")
-    return [value] if value else []
-
-
-def wait_shares(b: Bench) -> list[float]:
-    shares = []
-    for r in _timed_records(b):
-        wall, wait = r.get("wall_s"), r.get("data_wait_s")
-        if wall and wait is not None:
-            shares.append(float(wait) / float(wall))
-    if shares:
-        return shares
-    value = b.metric("median_data_wait_share")
-    return [value] if value is not None else []
-
-
-def calibration_s(b: Bench) -> float | None:
-    """The median time of the reference workload measured beside this benchmark."""
-    cal = b.extra_info.get("calibration")
-    value = cal.get("median_s") if isinstance(cal, dict) else None
-    return float(value) if isinstance(value, (int, float)) and value > 0 else None
-
-
-def peak_cuda_memory(b: Bench) -> int | None:
-    """Peak CUDA memory over the benchmark's epochs; None off CUDA (RSS is not a gate)."""
-    records = [r for r in (b.extra_info.get("records") or []) if isinstance(r, dict)]
-    peaks = [int(r["peak_mem_bytes"]) for r in records
-             if r.get("peak_mem_kind") == "cuda_max_allocated" and r.get("peak_mem_bytes")]
-    return max(peaks) if peaks else None
 
 
 @dataclass(frozen=True)
@@ -242,9 +182,9 @@ class GateOptions:
                                f"{self.data_wait_threshold}")
         if not 0.5 < self.confidence < 1:
             raise CompareError(f"GateOptions.confidence must be in (0.5, 1), got {self.confidence}")
-        if self.sample not in ("auto", "epoch", "step"):
+        if self.sample not in SAMPLE_KINDS:
             raise CompareError(f"GateOptions.sample {self.sample!r} is not one of: auto, epoch, step")
-        if self.calibration not in ("auto", "on", "off"):
+        if self.calibration not in CALIBRATIONS:
             raise CompareError(f"GateOptions.calibration {self.calibration!r} is not one of: auto, on, off")
         if self.noise_floor is not None and not 0 < self.noise_floor < 1:
             raise CompareError(f"GateOptions.noise_floor must be in (0, 1), got {self.noise_floor}")
@@ -557,26 +497,6 @@ class Comparison:
 _SEVERITY = {REGRESSED: 3, INCONCLUSIVE: 2, IMPROVED: 1, UNCHANGED: 0, NOT_GATED: -1}
 
 
-def _method(new: Bench, olds: list[Bench], calibration: str) -> str:
-    have = calibration_s(new) is not None and all(calibration_s(b) is not None for b in olds)
-    if calibration == "on" and not have:
-        raise CompareError(f"calibration on: {new.fullname} has no calibration in every run "
-                           "(runs written before calibration, or by another harness); use "
-                           "calibration auto")
-    return "calibrated" if have and calibration != "off" else "raw"
-
-
-def _time_samples(new: Bench, olds: list[Bench], sample: str):
-    """The sample function and its name: step times where every run recorded them (auto)."""
-    have = all(step_times(b) for b in (new, *olds))
-    if sample == "step" and not have:
-        raise CompareError(f"sample step: {new.fullname} has no step times in every run "
-                           "(runs written before step timing); use sample auto")
-    if sample in ("step", "auto") and have:
-        return step_times, "step"
-    return epoch_times, "epoch"
-
-
 def _judge_metric(pairs: list, opts: GateOptions, metric: str
                   ) -> tuple[dict[str, Judgement], list[Shift]]:
     """Judge time (or throughput) of every benchmark: one family per method (normally one),
@@ -586,16 +506,19 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     disturbed: dict[str, float] = {}
     for name, new, runs in pairs:
         olds = [b for _, b in runs]
-        method = _method(new, olds, opts.calibration)
+        calibrated = is_calibrated([new, *olds], opts.calibration)
+        method = "calibrated" if calibrated else "raw"
         if metric == "time":
-            samples, kind = _time_samples(new, olds, opts.sample)
+            kind = sample_kind([new, *olds], opts.sample)
             label = f"{method}, {kind} times"
+
+            def samples(b: Bench, kind=kind) -> list[float]:
+                return b.time_samples(kind)
         else:
-            samples, label = throughputs, method
-        calibrated = method == "calibrated"
+            samples, label = Bench.throughputs, method
 
         def level(b: Bench, samples=samples, calibrated=calibrated) -> Level:
-            scale = calibration_s(b) if calibrated else 1.0
+            scale = b.calibration_s if calibrated else 1.0
             values = samples(b)
             if metric == "throughput" and calibrated:
                 return Level.of([x * scale for x in values])  # images per reference time
@@ -604,8 +527,8 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
         member = Member(name, level(new), {i: level(b) for i, b in runs})
         benches[name] = (new, olds, samples, label)
         if calibrated:
-            speed = math.log(calibration_s(new)) - statistics.fmean(
-                math.log(calibration_s(b)) for b in olds)
+            speed = math.log(new.calibration_s) - statistics.fmean(
+                math.log(b.calibration_s) for b in olds)
             if abs(speed) > math.log1p(DISTURBED):
                 disturbed[name] = math.exp(speed)
                 families.setdefault(f"{label} (disturbed {name})", []).append(member)
@@ -637,8 +560,8 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
 
 
 def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:
-    after = peak_cuda_memory(new)
-    before = [m for m in (peak_cuda_memory(b) for b in olds) if m is not None]
+    after = new.peak_cuda_memory
+    before = [m for m in (b.peak_cuda_memory for b in olds) if m is not None]
     if after is None or not before:
         return Judgement("memory", NOT_GATED, 0.0, method="no CUDA memory recorded")
     base = max(before)
@@ -654,8 +577,8 @@ def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement
 
 
 def _judge_data_wait(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:
-    after = wait_shares(new)
-    before = [s for b in olds for s in wait_shares(b)]
+    after = new.wait_shares()
+    before = [s for b in olds for s in b.wait_shares()]
     if not after or not before:
         return Judgement("data_wait", NOT_GATED, 0.0, method="no data-wait share recorded")
     change = statistics.median(after) - statistics.median(before)
@@ -711,9 +634,7 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
         t = judgements["time"]
         rows.append(Row(fullname=name, group=new.group, base_median=t.base, new_median=t.new,
                         change=t.change, verdict=UNCHANGED, method=t.method, base_runs=len(olds),
-                        new_rounds=len(epoch_times(new)), judgements=judgements))
-    from fer.bench.explain import explain
-
+                        new_rounds=len(new.epoch_times()), judgements=judgements))
     for r, (_, new, runs) in zip(rows, pairs):
         olds = [b for _, b in runs]
         gated = [j.verdict for k, j in r.judgements.items() if k in opts.gate_on]

@@ -6,7 +6,7 @@ check** of benchmark JSON: every reader (``fer compare``, ``fer report``, the
 charts, the dashboard) gets its runs from :func:`load_run` or
 :func:`load_history`, and nothing downstream re-checks types or values. Each
 benchmark's ``extra_info`` is read into schema 2
-(:func:`fer.bench.records.upgrade_extra_info`) once, here, so every later layer
+(:func:`fer.records.upgrade_extra_info`) once, here, so every later layer
 reads ``experiment`` and ``params`` the same way for old and new runs.
 
 What is checked where the file enters (:func:`validate_payload`):
@@ -23,7 +23,7 @@ What is checked where the file enters (:func:`validate_payload`):
 * ``extra_info`` an object (or absent/null); in it ``summary`` an object of
   finite numbers (or nulls), with ``median_wall_s`` in ``(0, MAX_ROUND_S]``;
   ``records`` a list of epoch records, each holding every field of
-  :class:`~fer.bench.records.EpochRecord` with a value of its type (finite
+  :class:`~fer.records.EpochRecord` with a value of its type (finite
   non-negative timings; ``loss`` may be NaN, a diverged epoch); ``params``,
   ``config``, ``scale``, ``categories`` objects; the known parameters
   (``num_workers``, ``batch_size``, ``devices``, ...) of their type.
@@ -48,13 +48,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import statistics
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fer.bench.records import EpochRecord, summarize, upgrade_extra_info
 from fer.errors import FERError
+from fer.records import EpochRecord, summarize, timed, upgrade_extra_info
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,116 @@ class Bench:
     def metric(self, key: str) -> float | None:
         value = (self.extra_info.get("summary") or {}).get(key)
         return float(value) if _is_number(value) else None
+
+    # -- the one reader of a stored benchmark's samples: stats, changepoints, explain, charts,
+    # -- trends, the dashboard and benchmarks/ ask these, never extra_info's keys
+
+    @cached_property
+    def timed_records(self) -> list[dict]:
+        """The timed epochs' records as stored (:func:`fer.records.timed`: no warm-up)."""
+        return timed([r for r in (self.extra_info.get("records") or []) if isinstance(r, dict)])
+
+    def epoch_times(self) -> list[float]:
+        """The timed epochs' wall times, seconds: the engine's records, else pytest-benchmark's
+        round times (older runs), else the median."""
+        times = [float(r["wall_s"]) for r in self.timed_records if r.get("wall_s")]
+        return times or list(self.data or []) or [self.median]
+
+    def step_times(self) -> list[float] | None:
+        """Per timed epoch, its typical step (the :data:`STEP_QUANTILE` of its step times) times
+        its steps: an epoch time that a burst of a busy machine cannot move much. None when the
+        records hold no step times (older runs)."""
+        out = []
+        for r in self.timed_records:
+            steps = r.get("step_s")
+            if not isinstance(steps, dict) or not steps.get(STEP_QUANTILE) or not steps.get("n"):
+                return None
+            out.append(float(steps[STEP_QUANTILE]) * int(steps["n"]))
+        return out or None
+
+    def time_samples(self, kind: str) -> list[float]:
+        """The time samples of ``kind`` ("step" or "epoch", see :func:`sample_kind`)."""
+        return (self.step_times() or []) if kind == "step" else self.epoch_times()
+
+    def throughputs(self) -> list[float]:
+        """The timed epochs' images/s (older runs: the stored median)."""
+        rates = [float(r["images_per_s"]) for r in self.timed_records if r.get("images_per_s")]
+        if rates:
+            return rates
+        value = self.metric("median_images_per_s")
+        return [value] if value else []
+
+    def wait_shares(self) -> list[float]:
+        """The timed epochs' data-wait shares (older runs: the stored median)."""
+        shares = [float(r["data_wait_s"]) / float(r["wall_s"]) for r in self.timed_records
+                  if r.get("wall_s") and r.get("data_wait_s") is not None]
+        if shares:
+            return shares
+        value = self.metric("median_data_wait_share")
+        return [value] if value is not None else []
+
+    def timed_median(self, key: str) -> float | None:
+        """The median of a per-epoch figure over the timed epochs (``host_step_s``, or a
+        quantile of ``step_s`` as ``"step_s.median"``); None when no epoch holds it."""
+        field_name, _, part = key.partition(".")
+        values = []
+        for r in self.timed_records:
+            value = r.get(field_name)
+            if part:
+                value = value.get(part) if isinstance(value, dict) else None
+            if _is_number(value) and value:
+                values.append(float(value))
+        return statistics.median(values) if values else None
+
+    @property
+    def calibration_s(self) -> float | None:
+        """The median time of the reference workload measured beside this benchmark."""
+        cal = self.extra_info.get("calibration")
+        value = cal.get("median_s") if isinstance(cal, dict) else None
+        return float(value) if _is_number(value) and value > 0 else None
+
+    @property
+    def peak_cuda_memory(self) -> int | None:
+        """Peak CUDA memory over the benchmark's epochs; None off CUDA (RSS is not a gate)."""
+        peaks = [int(r["peak_mem_bytes"]) for r in self.extra_info.get("records") or []
+                 if isinstance(r, dict) and r.get("peak_mem_kind") == "cuda_max_allocated"
+                 and r.get("peak_mem_bytes")]
+        return max(peaks) if peaks else None
+
+    @property
+    def step_breakdown(self) -> dict | None:
+        """The profiled steps after the timed epochs (ms per op category, ops per step)."""
+        value = self.extra_info.get("step_breakdown")
+        return value if isinstance(value, dict) and isinstance(value.get("ms_per_step"), dict) \
+            else None
+
+
+#: the quantile of an epoch's step times that stands for the epoch in step samples
+STEP_QUANTILE = "q25"
+SAMPLE_KINDS = ("auto", "epoch", "step")
+CALIBRATIONS = ("auto", "on", "off")
+
+
+def sample_kind(benches: list[Bench], requested: str = "auto") -> str:
+    """Which time samples judge these benchmarks (one benchmark across runs): "step" where
+    every run recorded step times (auto), else "epoch" — the one rule of stats and
+    changepoints."""
+    have = all(b.step_times() for b in benches)
+    if requested == "step" and not have:
+        raise CompareError(f"sample step: {benches[0].fullname} has no step times in every run "
+                           "(runs written before step timing); use sample auto")
+    return "step" if requested in ("step", "auto") and have else "epoch"
+
+
+def is_calibrated(benches: list[Bench], requested: str = "auto") -> bool:
+    """Whether these benchmarks are judged relative to the reference workload: where every
+    run recorded it, unless "off"."""
+    have = all(b.calibration_s is not None for b in benches)
+    if requested == "on" and not have:
+        raise CompareError(f"calibration on: {benches[0].fullname} has no calibration in every "
+                           "run (runs written before calibration, or by another harness); use "
+                           "calibration auto")
+    return have and requested != "off"
 
 
 @dataclass

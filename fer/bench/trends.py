@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint
+from fer.bench.render import short_name
 from fer.bench.storage import Run
 
 
@@ -26,14 +28,10 @@ def plot_trends(runs: list[Run], out_dir: str | Path,
                 change_points: list[ChangePoint] | None = None) -> list[Path]:
     """One PNG per benchmark group: each benchmark's median epoch time per run (log axis),
     its timed epochs' range as error bars, change points as dashed lines."""
-    import matplotlib
+    import matplotlib  # lazy: matplotlib only when a chart is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from fer.atomic import atomic_open
-    from fer.bench.render import short_name
-    from fer.bench.stats import epoch_times
+    import matplotlib.pyplot as plt  # lazy: as above
 
     out_dir = Path(out_dir)
     steps: dict[str, list[ChangePoint]] = {}
@@ -42,7 +40,7 @@ def plot_trends(runs: list[Run], out_dir: str | Path,
     groups: dict[str, dict[str, list[tuple[int, float, float, float]]]] = {}
     for i, run in enumerate(runs):
         for name, b in run.benchmarks.items():
-            times = sorted(epoch_times(b))
+            times = sorted(b.epoch_times())
             mid = times[len(times) // 2]
             groups.setdefault(b.group or "ungrouped", {}).setdefault(name, []).append(
                 (i, mid, mid - times[0], times[-1] - mid))

@@ -9,7 +9,7 @@ to ``benchmark.pedantic`` as the timed function — one warm-up round, then
 real epoch: optimizer state, allocator and caches carry over as in training).
 Validation runs in pedantic's untimed ``setup`` between rounds. Everything
 measured goes into ``benchmark.extra_info`` in the schema of
-:mod:`fer.bench.records`.
+:mod:`fer.records`.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from dataclasses import asdict
 
 import torch
 
-from fer.bench.records import SCHEMA, EpochRecord, summarize
 from fer.config import TrainConfig
 from fer.engine import build_trainer
 from fer.gpu import UtilizationSampler
 from fer.profiling import step_breakdown
+from fer.records import SCHEMA, EpochRecord, summarize
 from fer.suite.calibration import Calibrator
 from fer.suite.experiments import Experiment, Machine, Params
 from fer.suite.scales import PerfScale
@@ -97,7 +97,7 @@ def check_records(records: list[EpochRecord], *, expected_images: int,
 
 def extra_info(*, experiment: str, params: Params, scale: PerfScale | None, records: list[EpochRecord],
                config: dict, plan: dict | None = None, **more) -> dict:
-    """A benchmark's ``extra_info`` in the schema of :mod:`fer.bench.records`."""
+    """A benchmark's ``extra_info`` in the schema of :mod:`fer.records`."""
     return {
         "schema": SCHEMA,
         "experiment": experiment,

@@ -77,16 +77,27 @@ class EpochRecord:
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
+def timed(records: list) -> list:
+    """The timed epochs of a benchmark's records — the one rule every reader uses: the records
+    not flagged ``"warmup"`` (the harness flags the warm-up since schema 2); in records without
+    the flag (older runs, the engine's own list) every record but the first. A run of its
+    warm-up alone has no timed epoch."""
+    if any(isinstance(r, dict) and "warmup" in r for r in records):
+        return [r for r in records if isinstance(r, dict) and not r.get("warmup")]
+    return list(records[1:])
+
+
 def summarize(records: list[EpochRecord]) -> dict:
-    """Medians over the timed epochs (the first record, the warm-up, is excluded)."""
-    timed = records[1:] or records
+    """Medians over the timed epochs (:func:`timed`); a one-epoch run (``fer train --epochs
+    1``) has only its warm-up, whose figures then stand (flagged by the reader, not here)."""
+    timed_records = timed(records) or records
     last = records[-1]
     return {
-        "median_wall_s": statistics.median(r.wall_s for r in timed),
-        "median_images_per_s": statistics.median(r.images_per_s for r in timed),
-        "median_data_wait_s": statistics.median(r.data_wait_s for r in timed),
-        "median_compute_s": statistics.median(r.compute_s for r in timed),
-        "median_data_wait_share": statistics.median(r.data_wait_share for r in timed),
+        "median_wall_s": statistics.median(r.wall_s for r in timed_records),
+        "median_images_per_s": statistics.median(r.images_per_s for r in timed_records),
+        "median_data_wait_s": statistics.median(r.data_wait_s for r in timed_records),
+        "median_compute_s": statistics.median(r.compute_s for r in timed_records),
+        "median_data_wait_share": statistics.median(r.data_wait_share for r in timed_records),
         "peak_mem_bytes": max(r.peak_mem_bytes for r in records),
         "final_loss": last.loss,
         "final_train_acc": last.train_acc,
