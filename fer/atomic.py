@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from fer.errors import ConfigError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -47,8 +49,6 @@ def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = Fals
     (``--metrics-json``). The nearest existing ancestor must be a writable folder (the
     missing ones are created at write time); an existing ``path`` must be of the right kind.
     """
-    from fer.errors import ConfigError
-
     path = Path(path)
     if str(path) == "":
         raise ConfigError(f"{flag}: the path is empty; pass a {'folder' if folder else 'file'} path")

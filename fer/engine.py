@@ -44,7 +44,9 @@ from torch.profiler import record_function
 from fer import checkpoint, timing
 from fer.checkpoint import CHECKPOINT_NAME
 from fer.config import Plan, TrainConfig
+from fer.data.loaders import LoaderOptions
 from fer.errors import ConfigError, FERError
+from fer.graphs import GraphedStep
 from fer.optim import create_optimizer, create_scheduler
 from fer.parallel import (
     DistInfo,
@@ -167,8 +169,6 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
         raise ConfigError(f"{data.source}: has no training rows (Usage 'Training')")
     task.check_data(train, data)
 
-    from fer.data.loaders import LoaderOptions
-
     options = LoaderOptions(
         kind=plan.loader, device=device, num_workers=config.num_workers,
         pin_memory=plan.pin_memory, persistent_workers=config.persistent_workers,
@@ -233,8 +233,6 @@ class Trainer:
         self._compile_s: float | None = None  # the first compiled step, compilation included
         self.step_graph = None
         if config.cuda_graph:
-            from fer.graphs import GraphedStep
-
             self.step_graph = GraphedStep(self)
 
     @property

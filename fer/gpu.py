@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 def _nvml():
     try:
-        import pynvml
+        import pynvml  # lazy: NVML, timm and torchvision only when asked (pynvml is optional)
 
         pynvml.nvmlInit()
         return pynvml
@@ -74,7 +74,7 @@ def gpu_info() -> dict:
 
 
 def software_info() -> dict:
-    import timm
+    import timm  # lazy: NVML, timm and torchvision only when asked (pynvml is optional)
     import torchvision
 
     return {"torch": torch.__version__, "torchvision": torchvision.__version__,

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import timm
 import torch
+from safetensors.torch import load_file
+from timm.models import adapt_input_conv
 from torch import nn
 
 from fer.errors import ConfigError
@@ -59,7 +61,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{path}: no such weight file")
     try:
         if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
@@ -94,7 +95,6 @@ def load_weights(model: nn.Module, path: str | Path) -> None:
     stem = model.pretrained_cfg.get("first_conv") if hasattr(model, "pretrained_cfg") else None
     stem_key = f"{stem}.weight" if stem else None
     if stem_key in state and stem_key in own and state[stem_key].shape[1] != own[stem_key].shape[1]:
-        from timm.models import adapt_input_conv
 
         state[stem_key] = adapt_input_conv(own[stem_key].shape[1], state[stem_key])
     usable = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}

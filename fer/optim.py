@@ -14,6 +14,7 @@ so a torch that lacks an implementation is refused with a clear message.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -33,14 +34,12 @@ class OptimizerSpec:
     options: tuple[tuple[str, object], ...] = ()  # fixed keyword arguments (nesterov)
 
     def torch_class(self):
-        import torch
+        import torch  # lazy: torch only when an optimizer is built: the CLI reads the registry
 
         return getattr(torch.optim, self.class_name)
 
     def supports(self, keyword: str) -> bool:
         """Whether the installed torch's optimizer takes ``keyword`` (fused, capturable...)."""
-        import inspect
-
         return keyword in inspect.signature(self.torch_class().__init__).parameters
 
 
@@ -106,7 +105,7 @@ def impl_kwargs(name: str, impl: str = "auto", *, capturable: bool = False) -> d
     kwargs = dict(_IMPL_KWARGS[impl])
     for keyword in kwargs:
         if not spec.supports(keyword):
-            import torch
+            import torch  # lazy: torch only when an optimizer is built: the CLI reads the registry
 
             able = [n for n in OPTIMIZERS if OPTIMIZERS[n].supports(keyword)]
             raise ConfigError(f"--optimizer-impl {impl}: torch {torch.__version__} has no {impl} "
@@ -151,6 +150,6 @@ def create_scheduler(optimizer: torch.optim.Optimizer, name: str, *, total_steps
 
     if name not in SCHEDULERS:
         raise ConfigError(f"--scheduler {name!r} is not one of: {', '.join(SCHEDULERS)}")
-    import torch
+    import torch  # lazy: torch only when an optimizer is built: the CLI reads the registry
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)

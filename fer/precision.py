@@ -37,7 +37,7 @@ class Precision:
         graph capture, as PyTorch requires (the cast cache would outlive the capture)."""
         if self.dtype is None:
             return contextlib.nullcontext()
-        import torch
+        import torch  # lazy: torch only when a precision is resolved: the CLI reads the registry
 
         return torch.autocast(device_type=self.device_type, dtype=self.dtype,
                               cache_enabled=cache_enabled)
@@ -49,6 +49,7 @@ class Precision:
     def backward_and_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer) -> bool:
         """Backward through the (scaled) loss and step the optimizer; True when the
         GradScaler skipped the step (an fp16 overflow). Never true without a scaler."""
+        # lazy: torch only when a precision is resolved: the CLI reads the registry
         from torch.profiler import record_function  # labelled ranges in profiler traces
 
         if not self.uses_scaler:
@@ -68,7 +69,7 @@ class Precision:
 
 
 def resolve_precision(name: str, device: torch.device | str) -> Precision:
-    import torch
+    import torch  # lazy: torch only when a precision is resolved: the CLI reads the registry
 
     if name not in PRECISIONS:
         raise ConfigError(f"--precision {name!r} is not one of: {', '.join(PRECISIONS)}")

@@ -17,6 +17,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -298,8 +299,6 @@ def step_breakdown(trainer: Trainer, *, steps: int = 2, warmup: int = 1) -> dict
     """Where one training step's time goes, per category, from ``steps`` profiled steps
     (after ``warmup``): what the perf suite stores as ``extra_info["step_breakdown"]``
     after the timed epochs (it trains those steps: never call it inside a timed region)."""
-    import time
-
     start = time.perf_counter()
     summary = profile_training(trainer, steps=steps, wait=0, warmup=warmup, record_shapes=False,
                                profile_memory=False, top=5)

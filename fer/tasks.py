@@ -85,6 +85,7 @@ class ExpressionTask:
     loaders = ("dataloader", "device")
 
     def __init__(self, config: TrainConfig) -> None:
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from torch import nn
 
         self.criterion = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -94,6 +95,7 @@ class ExpressionTask:
         return None
 
     def load_data(self, config: TrainConfig, plan: Plan):
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data import load_dataset
 
         return load_dataset(
@@ -106,6 +108,7 @@ class ExpressionTask:
             raise ConfigError(f"{data.source}: the training rows have no labels")
 
     def make_loader(self, data, *, train: bool, batch_size: int, options: LoaderOptions):
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data.loaders import make_loader
 
         if not train and not (len(data) and data.has_labels):
@@ -113,6 +116,7 @@ class ExpressionTask:
         return make_loader(data, train=train, batch_size=batch_size, options=options)
 
     def build_model(self, name: str, data, config: TrainConfig) -> nn.Module:
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.models import build_model
 
         return build_model(name, num_classes=data.num_classes, pretrained=config.pretrained,
@@ -137,12 +141,14 @@ class PoseTask:
     loaders = ("device",)
 
     def __init__(self, config: TrainConfig) -> None:
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.losses import JointsMSELoss
 
         self.criterion = JointsMSELoss()
 
     @classmethod
     def check_config(cls, config: TrainConfig) -> None:
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data.pose import parse_pose_size
 
         parse_pose_size(config.pose_size)
@@ -160,6 +166,7 @@ class PoseTask:
                               "images are always RGB")
 
     def load_data(self, config: TrainConfig, plan: Plan):
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data.pose import make_synthetic_poses, parse_pose_size, read_coco_keypoints
 
         size = parse_pose_size(config.pose_size)
@@ -177,6 +184,7 @@ class PoseTask:
         return None
 
     def make_loader(self, data, *, train: bool, batch_size: int, options: LoaderOptions):
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data.pose import make_pose_loader
 
         if not train and len(data) == 0:
@@ -184,7 +192,10 @@ class PoseTask:
         return make_pose_loader(data, train=train, batch_size=batch_size, options=options)
 
     def build_model(self, name: str, data, config: TrainConfig) -> nn.Module:
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.data.pose import NUM_KEYPOINTS
+
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.models import PoseHRNet
 
         return PoseHRNet(name, num_keypoints=NUM_KEYPOINTS, pretrained=config.pretrained)
@@ -193,6 +204,7 @@ class PoseTask:
         return self.criterion(outputs, targets)
 
     def hits(self, outputs: torch.Tensor, targets: torch.Tensor):
+        # lazy: torch, data and models only when a task builds: the CLI reads the registry
         from fer.losses import pck_hits
 
         return pck_hits(outputs, targets)

@@ -20,16 +20,16 @@ Chart = Callable[[Sequence[Bench], Path], tuple[Path, str]]
 
 
 def _plt():
-    import matplotlib
+    import matplotlib  # lazy: matplotlib only when a chart is drawn
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: matplotlib only when a chart is drawn
 
     return plt
 
 
 def _integer_ticks(axis) -> None:
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # lazy: matplotlib only when a chart is drawn
 
     axis.set_major_locator(MaxNLocator(integer=True))
 
@@ -173,7 +173,7 @@ def precision(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     """Median epoch time per precision and memory format, the timed epochs' range as error
     bars, the speed-up over fp32 (NCHW) written on each bar."""
     plt = _plt()
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # lazy: matplotlib only when a chart is drawn
 
     order = {"fp32": 0, "amp_fp16": 1, "amp_bf16": 2}
     rows = sorted(((b.params.get("precision", "?"), bool(b.params.get("channels_last")),

@@ -143,7 +143,7 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
     groups, unknown = by_section(runs)
     charts, findings, sections = [], {}, []
     not_drawn: dict[str, list[str]] = {}
-    for key in SECTION_NAMES:
+    for key in SECTIONS:  # read now: a section may be added after import
         if key not in groups:
             continue
         title = SECTIONS[key]
@@ -160,7 +160,7 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
         study = "; ".join(dict.fromkeys(e.finding for e in experiments_in(key)))
         sections += [f"## {title}", "", f"**Measured:** {finding}", "",
                      f"**The study:** {study}.", "", f"![{title}]({chart.name})", ""]
-    missing = [k for k in SECTION_NAMES if k not in groups]
+    missing = [k for k in SECTIONS if k not in groups]
     skipped = [s for r in runs for s in r.skipped]
     total = sum(len(r.benchmarks) for r in runs)
     lines = ["# fer perf report", "",

@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from fer.bench.explain import explain
@@ -81,7 +82,6 @@ IMPROVED, UNCHANGED, REGRESSED, INCONCLUSIVE = "improved", "unchanged", "regress
 NOT_GATED = "n/a"
 VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, INCONCLUSIVE)
 
-GATES = ("time", "memory", "throughput", "data_wait")
 DEFAULT_GATES = ("time", "memory")
 #: the history needed to learn a benchmark's run-to-run noise
 MIN_HISTORY = 3
@@ -109,6 +109,9 @@ def _z(p: float) -> float:
 def _t(p: float, df: int | None) -> float:
     if df is None:
         return _z(p)
+    # lazy: scipy only when a history gives degrees of freedom
+    # lazy: scipy only when a history gives degrees of freedom
+    # lazy: scipy only when a history gives degrees of freedom
     from scipy.stats import t  # only when a history gives degrees of freedom
 
     return float(t.ppf(p, df))
@@ -193,10 +196,11 @@ class GateOptions:
                                f"{self.common_noise_floor}")
         if self.pool not in POOLS:
             raise CompareError(f"GateOptions.pool {self.pool!r} is not one of: {', '.join(POOLS)}")
-        unknown = [g for g in self.gate_on if g not in GATES]
+        gates = ("time", "throughput", *METRIC_JUDGES)  # read now: a metric may be added later
+        unknown = [g for g in self.gate_on if g not in gates]
         if unknown or not self.gate_on:
             raise CompareError(f"--gate-on {','.join(self.gate_on)}: use a comma-separated list "
-                               f"of {', '.join(GATES)}")
+                               f"of {', '.join(gates)}")
 
 
 #: the weight, in runs, of the prior (the pooled spread of all benchmarks of the history)
@@ -410,8 +414,8 @@ def judge_levels(candidate: Level, baseline: list[Level], *, threshold: float, c
     return judgements[0]
 
 
-def _t_sf(x: float, df: int) -> float:
-    from scipy.stats import t
+def _t_sf(x: float, df: int) -> float:  # lazy: scipy only when a history gives degrees of freedom
+    from scipy.stats import t  # lazy: scipy only when a history gives degrees of freedom
 
     return float(t.sf(x, df))
 
@@ -596,6 +600,17 @@ def _judge_data_wait(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgem
                      base=statistics.median(before), new=statistics.median(after))
 
 
+#: the gated metrics beyond time and throughput (which the noise model judges together): each
+#: judges one benchmark's candidate against its baseline runs, ``(new, olds, options) ->
+#: Judgement``; ``--gate-on NAME`` gates on it (docs/ARCHITECTURE.md: adding a gated metric)
+METRIC_JUDGES: dict[str, Callable[[Bench, list[Bench], GateOptions], Judgement]] = {
+    "memory": _judge_memory,
+    "data_wait": _judge_data_wait,
+}
+#: what --gate-on accepts
+GATES = ("time", "throughput", *METRIC_JUDGES)
+
+
 def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | None = None, *,
             allow_cross_machine: bool = False) -> Comparison:
     """Judge ``candidate`` against one earlier run or a history of them (the baseline
@@ -627,10 +642,9 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
     for name, new, runs in pairs:
         judgements = {metric: judged[name] for metric, judged in by_metric.items()}
         olds = [b for _, b in runs]
-        if "memory" in opts.gate_on:
-            judgements["memory"] = _judge_memory(new, olds, opts)
-        if "data_wait" in opts.gate_on:
-            judgements["data_wait"] = _judge_data_wait(new, olds, opts)
+        for metric in opts.gate_on:
+            if metric in METRIC_JUDGES:
+                judgements[metric] = METRIC_JUDGES[metric](new, olds, opts)
         t = judgements["time"]
         rows.append(Row(fullname=name, group=new.group, base_median=t.base, new_median=t.new,
                         change=t.change, verdict=UNCHANGED, method=t.method, base_runs=len(olds),

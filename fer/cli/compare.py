@@ -7,6 +7,9 @@ import json
 import sys
 from pathlib import Path
 
+from fer.atomic import check_output_path
+from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY, GateOptions, compare
+from fer.bench.storage import CompareError, load_history, load_run
 from fer.cli.args import HelpFormatter, add_baseline_options, check_last
 
 EXIT_REGRESSION = 1
@@ -17,8 +20,6 @@ def _gates(text: str) -> tuple[str, ...]:
 
 
 def _load_baselines(paths: list[str]) -> list:
-    from fer.bench.storage import CompareError, load_history, load_run
-
     runs = []
     for path in paths:
         if Path(path).is_dir():
@@ -32,11 +33,13 @@ def _load_baselines(paths: list[str]) -> list:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from fer.atomic import check_output_path
+    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy/matplotlib: every fer command imports this module
     from fer.bench.changepoints import MIN_SIZE, history_change_points
+
+    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy/matplotlib: every fer command imports this module
     from fer.bench.render import format_change_points, format_markdown, format_table
-    from fer.bench.stats import GateOptions, compare
-    from fer.bench.storage import CompareError, load_history, load_run
 
     check_last(args.last)
     options = GateOptions(threshold=args.threshold, memory_threshold=args.memory_threshold,
@@ -79,6 +82,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print()
             print(format_change_points(points, markdown=args.markdown))
     if plot_dir is not None:
+        # lazy: numpy/matplotlib: every fer command imports this module
+        # lazy: numpy/matplotlib: every fer command imports this module
         from fer.bench.trends import plot_trends
 
         for path in plot_trends(history, plot_dir, points):
@@ -90,8 +95,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def register(sub, full: bool = True) -> None:
-    from fer.bench.stats import DEFAULT_GATES, DEFAULT_NOISE, GATES, MIN_HISTORY, GateOptions
-
     cal_common, cal_specific = DEFAULT_NOISE["calibrated"]
     raw_common, raw_specific = DEFAULT_NOISE["raw"]
 

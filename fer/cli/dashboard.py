@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
+from fer.atomic import check_output_path
+from fer.bench.stats import GateOptions
 from fer.cli.args import HelpFormatter, add_baseline_options, check_last
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from fer.atomic import check_output_path
+    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy/matplotlib: every fer command imports this module
     from fer.bench.dashboard import build_dashboard
-    from fer.bench.stats import GateOptions
 
     check_last(args.last)
     options = GateOptions(threshold=args.threshold)
@@ -39,7 +41,6 @@ def register(sub, full: bool = True) -> None:
     p.add_argument("history", nargs="+", metavar="HISTORY_DIR",
                    help="folders of saved runs (e.g. .benchmarks/), one or more hardware classes")
     p.add_argument("--out", default="site", metavar="DIR", help="the site's folder")
-    from fer.bench.stats import GateOptions
 
     add_baseline_options(p, threshold=GateOptions.threshold)
     p.set_defaults(func=cmd_dashboard)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 
+from fer.atomic import atomic_open, check_output_path
 from fer.cli.args import HelpFormatter, Parser, add_config_flags, config_from_args, positive_int
+from fer.errors import FERDataError
 
 
 def _load_from_args(args, source: str):
     """The data source with the same flags, defaults and checks as `fer train`'s."""
-    from fer.data import load_dataset
+    from fer.data import load_dataset  # lazy: torch/matplotlib: every fer command imports this module
     from fer.engine import resolve_device
 
     config = config_from_args(args).replace(data=source)
@@ -52,8 +54,7 @@ def _cmd_data_inspect(args) -> int:
 
 
 def _cmd_data_synth(args) -> int:
-    from fer.atomic import check_output_path
-    from fer.data import make_synthetic_faces
+    from fer.data import make_synthetic_faces  # lazy: torch/matplotlib: every fer command imports this module
     from fer.data.export import write_fer2013_csv
 
     check_output_path(args.out, "--out")  # before drawing: nothing is lost at the end
@@ -66,14 +67,11 @@ def _cmd_data_synth(args) -> int:
 
 def _cmd_data_preview(args) -> int:
     """A grid of faces per class: what the model is shown."""
-    import matplotlib
+    import matplotlib  # lazy: torch/matplotlib: every fer command imports this module
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # lazy: torch/matplotlib: every fer command imports this module
     import numpy as np
-
-    from fer.atomic import atomic_open, check_output_path
-    from fer.errors import FERDataError
 
     check_output_path(args.out, "--out")
     if args.per_class < 1:

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 from collections.abc import Iterable, Sequence
+from importlib import import_module
 
 from fer.cli.args import EXIT_USAGE, Parser
 from fer.errors import FERError
@@ -24,8 +25,6 @@ COMMANDS = ("train", "profile", "compare", "report", "dashboard", "data")
 
 def build_parser(commands: Iterable[str] | None = None) -> Parser:
     """The ``fer`` parser; with ``commands``, only those get their full flags."""
-    from importlib import import_module
-
     parser = Parser(prog="fer", description="Train, profile and benchmark FER models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)

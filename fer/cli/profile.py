@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 
+from fer.atomic import check_output_path
 from fer.cli.args import HelpFormatter, add_config_flags, config_from_args
 
 log = logging.getLogger("fer.profile")
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
-    from fer.atomic import check_output_path
-    from fer.engine import build_trainer
+    from fer.engine import build_trainer  # lazy: torch: every fer command imports this module
     from fer.profiling import format_summary, profile_training
 
     config = config_from_args(args)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from fer.bench.report import render_report
 from fer.cli.args import HelpFormatter
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fer.bench.report import render_report
-
     report = render_report(args.runs, args.out, allow_cross_machine=args.allow_cross_machine)
     print(f"wrote {args.out}/report.md and {len(report.charts)} charts")
     for key, finding in report.findings.items():

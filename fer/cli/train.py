@@ -12,15 +12,19 @@ import json
 import logging
 import platform
 import sys
+import time
+from pathlib import Path
 
+from fer.atomic import atomic_open
 from fer.cli.args import add_config_flags, config_from_args
 from fer.config import TrainConfig
+from fer.errors import ConfigError
 
 log = logging.getLogger("fer.train")
 
 
 def machine_summary(device) -> dict:
-    import torch
+    import torch  # lazy: torch: every fer command imports this module
 
     info = {"python": platform.python_version(), "torch": torch.__version__,
             "platform": platform.platform(), "cpu_count": __import__("os").cpu_count()}
@@ -54,9 +58,6 @@ class RunFolder:
               "peak_mem_bytes", "peak_mem_kind", "skipped_steps")
 
     def __init__(self, root: str, model: str) -> None:
-        import time
-        from pathlib import Path
-
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(root) / f"{stamp}-{model}"
         path, n = base, 1
@@ -69,8 +70,6 @@ class RunFolder:
         self.csv.write_text(",".join(self.FIELDS) + "\n")
 
     def write_json(self, name: str, payload: dict) -> None:
-        from fer.atomic import atomic_open
-
         with atomic_open(self.path / name, "w") as f:
             json.dump(payload, f, indent=2)
 
@@ -82,7 +81,7 @@ class RunFolder:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from fer.parallel import shutdown_distributed
+    from fer.parallel import shutdown_distributed  # lazy: torch: every fer command imports this module
 
     config = config_from_args(args)
     try:
@@ -95,8 +94,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _train(config: TrainConfig) -> int:
-    from fer.atomic import atomic_open
-    from fer.engine import build_trainer
+    from fer.engine import build_trainer  # lazy: torch: every fer command imports this module
 
     trainer = build_trainer(config)
     if not trainer.dist.is_main:  # only rank 0 prints and writes
@@ -122,8 +120,6 @@ def _train(config: TrainConfig) -> int:
             folder = RunFolder(config.runs_root(), trainer.model_name)
             folder.write_json("config.json", payload)
         except OSError as exc:
-            from fer.errors import ConfigError
-
             raise ConfigError(f"--run-dir {config.runs_root()}: cannot write ({exc.strerror}); "
                               "pass another folder, or --run-dir none") from None
     bar = None
@@ -132,7 +128,7 @@ def _train(config: TrainConfig) -> int:
         def on_step(steps: int, images: int, data_wait: float) -> None:
             nonlocal bar
             if bar is None:
-                from tqdm import tqdm
+                from tqdm import tqdm  # lazy: tqdm only on a terminal
 
                 bar = tqdm(total=trainer.steps_per_epoch,
                            desc=f"epoch {trainer.epoch + 1}/{config.epochs}", unit="step",
@@ -197,8 +193,6 @@ def _train(config: TrainConfig) -> int:
             with atomic_open(config.metrics_json, "w") as f:
                 json.dump(payload, f, indent=2)
         except OSError as exc:
-            from fer.errors import ConfigError
-
             raise ConfigError(f"--metrics-json {config.metrics_json}: cannot write "
                               f"({exc.strerror})") from None
         print(f"wrote {config.metrics_json}")
@@ -214,8 +208,6 @@ PROGRESS_EVERY_S = 15.0
 def _progress_lines(trainer, config: TrainConfig):
     """An on_step callback that prints, off a terminal (a log, CI), one line to stderr every
     PROGRESS_EVERY_S seconds of an epoch: a long epoch is never silent."""
-    import time
-
     state = {"epoch": -1, "start": 0.0, "last": 0.0}
 
     def on_step(steps: int, images: int, data_wait: float) -> None:

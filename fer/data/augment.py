@@ -81,7 +81,7 @@ def sample_transform(train: bool, image_size: int | None = None, padding: int = 
     """The torchvision per-sample pipeline (PIL image in, tensor out) of the DataLoader path:
     crop and flip at 48 px, normalise, resize to ``image_size`` (per sample, in the workers),
     repeat the gray channel to ``channels``."""
-    from torchvision import transforms
+    from torchvision import transforms  # lazy: torchvision only for the per-sample (study-scale) path
 
     steps = []
     if train:

@@ -193,7 +193,7 @@ def read_coco_keypoints(annotations: str | Path, image_dir: str | Path, *,
                         input_size: tuple[int, int] = DEFAULT_INPUT, split: str = "train",
                         padding: float = 1.25) -> PoseData:
     """Every non-crowd person with keypoints, cropped to the input aspect and resized."""
-    from PIL import Image
+    from PIL import Image  # lazy: Pillow only when COCO images are read
 
     annotations, image_dir = Path(annotations), Path(image_dir)
     h, w = check_input_size(input_size)

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fer.optim import OPTIMIZERS
 from fer.suite.scales import PerfScale
 
 Params = Mapping[str, Any]
@@ -64,7 +65,7 @@ class Experiment:
 
     def parametrize(self):
         """``@pytest.mark.parametrize("params", grid)`` with readable ids and the markers."""
-        import pytest
+        import pytest  # lazy: pytest only when a test file parametrises (the test extra installs it)
 
         def decorate(fn):
             fn = pytest.mark.parametrize("params", list(self.grid), ids=self.ids())(fn)
@@ -196,8 +197,6 @@ def _skip_step(p: Params, scale: PerfScale, m: Machine) -> str | None:
 
 
 def _optimizer_names() -> tuple[str, ...]:
-    from fer.optim import OPTIMIZERS
-
     return tuple(OPTIMIZERS)
 
 

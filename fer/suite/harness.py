@@ -20,6 +20,7 @@ import math
 import os
 from dataclasses import asdict
 
+import pytest
 import torch
 
 from fer.config import TrainConfig
@@ -122,8 +123,6 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
     the profiling's own cost. Returns the records (warm-up first) and the summary. An
     out-of-memory error skips the test with its reason (the suite goes on).
     """
-    import pytest
-
     rounds = config.epochs - 1
     trainer = None
     try:
@@ -214,8 +213,6 @@ def run_point(benchmark, experiment: Experiment, params: Params, scale: PerfScal
               extra: dict | None = None, **changes) -> tuple[list[EpochRecord], dict]:
     """One grid point of ``experiment``: skipped with the reason where this machine
     cannot run it, else timed by :func:`benchmark_epochs`."""
-    import pytest
-
     reason = skip_reason(experiment, params, scale)
     if reason:
         pytest.skip(reason)

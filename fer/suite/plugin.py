@@ -26,16 +26,18 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import pytest
 
-from fer.suite.summary import PerfSession
+from fer.suite.experiments import EXPERIMENTS
+from fer.suite.scales import SCALE_CHOICES, resolve_scale
+from fer.suite.summary import PerfSession, expected_duration, format_summary, saved_sessions
 
 DEFAULT_STORAGE = "file://./.benchmarks"
 
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("fer", "fer perf suite")
-    from fer.suite.scales import SCALE_CHOICES
 
     group.addoption("--perf-scale", choices=SCALE_CHOICES, default="auto",
                     help="smoke: tiny model, small epochs (CPU, CI); full: efficientnet_b0 on "
@@ -61,6 +63,7 @@ def pytest_configure(config) -> None:
     config.stash[SESSION] = PerfSession(started=time.monotonic())
     option = getattr(config.option, "benchmark_storage", None)
     if option == DEFAULT_STORAGE:
+        # lazy: torch only when the perf suite runs (the unit tests load this plugin)
         from fer.gpu import hardware_class
 
         config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}"
@@ -103,8 +106,6 @@ def pytest_collection_finish(session) -> None:
     state.points = sum(1 for item in session.items if "perf_scale" in getattr(item, "fixturenames", ()))
     if not state.points or session.config.option.collectonly:
         return
-    from fer.suite.scales import resolve_scale
-    from fer.suite.summary import expected_duration, saved_sessions
 
     scale = resolve_scale(session.config.getoption("perf_scale"), cuda=_cuda_available())
     state.saved = saved_sessions(_storage_folder(session.config))
@@ -117,7 +118,7 @@ def pytest_collection_finish(session) -> None:
 
 def _points_to_run(items, scale) -> int:
     """The grid points this machine will run: the skip rules of the registry, asked now."""
-    from fer.suite.experiments import EXPERIMENTS
+    # lazy: torch only when the perf suite runs (the unit tests load this plugin)
     from fer.suite.harness import skip_reason
 
     count = 0
@@ -132,7 +133,7 @@ def _points_to_run(items, scale) -> int:
 
 
 def _cuda_available() -> bool:
-    import torch
+    import torch  # lazy: torch only when the perf suite runs (the unit tests load this plugin)
 
     return torch.cuda.is_available()
 
@@ -158,8 +159,6 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
-    from fer.suite.summary import format_summary
-
     state = perf_session(config)
     if not state.results:
         return
@@ -195,8 +194,6 @@ def _json_path(config) -> str | None:
 
 def _check_json_path(value) -> None:
     """A --benchmark-json path whose folder cannot exist fails now, not after the suite ran."""
-    from pathlib import Path
-
     if not isinstance(value, (str, os.PathLike)):
         return  # an open file: argparse has already opened it
     path = Path(value)
@@ -210,8 +207,6 @@ def _check_json_path(value) -> None:
 
 def _check_storage(option: str | None) -> None:
     """A file-system --benchmark-storage must be a folder, or creatable as one."""
-    from pathlib import Path
-
     if not option or ("://" in option and not option.startswith("file://")):
         return  # another backend (elasticsearch): pytest-benchmark checks it
     path = Path(option.removeprefix("file://"))
@@ -246,6 +241,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
+    # lazy: torch only when the perf suite runs (the unit tests load this plugin)
     from fer.gpu import gpu_info, hardware_class, software_info
 
     gpus = gpu_info()
@@ -260,9 +256,7 @@ def pytest_benchmark_update_machine_info(config, machine_info) -> None:
 @pytest.fixture(scope="session")
 def perf_scale(pytestconfig):
     """The perf scale of this session (``--perf-scale``, ``--perf-rounds``)."""
-    import torch
-
-    from fer.suite.scales import resolve_scale
+    import torch  # lazy: torch only when the perf suite runs (the unit tests load this plugin)
 
     return resolve_scale(pytestconfig.getoption("perf_scale"), cuda=torch.cuda.is_available(),
                          rounds=pytestconfig.getoption("perf_rounds"),
@@ -272,6 +266,7 @@ def perf_scale(pytestconfig):
 @pytest.fixture(scope="session")
 def perf_pose_data(perf_scale):
     """Synthetic stick figures at the suite's scale, drawn once per session."""
+    # lazy: torch only when the perf suite runs (the unit tests load this plugin)
     from fer.data.pose import make_synthetic_poses, parse_pose_size
 
     return make_synthetic_poses(perf_scale.pose_images, input_size=parse_pose_size(perf_scale.pose_size),
@@ -281,6 +276,7 @@ def perf_pose_data(perf_scale):
 @pytest.fixture(scope="session")
 def perf_data(perf_scale):
     """The synthetic faces at the suite's scale, drawn once per session."""
+    # lazy: torch only when the perf suite runs (the unit tests load this plugin)
     from fer.data import make_synthetic_faces
 
     return make_synthetic_faces(perf_scale.synthetic_size, seed=0)

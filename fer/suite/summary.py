@@ -18,6 +18,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer.suite.experiments import EXPERIMENTS, point_id
+
 #: seconds per grid point run (not skipped), per scale, on the machine the suite is developed
 #: on (a quiet 2-core CPU: 33 points run, 36 skipped, in 147 s on 2026-11-30); the saved runs
 #: of this hardware class and scale, when there are some, are used instead
@@ -137,7 +139,6 @@ def _row(params: dict, extra: dict) -> list[str]:
     rate = statistics.median(r["images_per_s"] for r in timed)
     wait = statistics.median(r["data_wait_s"] / r["wall_s"] for r in timed if r["wall_s"] > 0)
     images = timed[-1]["images"]
-    from fer.suite.experiments import point_id
 
     return [point_id(params) or "-", f"{images:,}", f"{median:.3f}", f"{100 * spread:.1f}%",
             f"{rate:,.0f}", f"{100 * wait:.1f}%"]
@@ -151,8 +152,6 @@ def _table(rows: list[list[str]], head: list[str]) -> list[str]:
 
 def format_summary(results: list[dict], *, json_path: str | None = None,
                    storage: str | None = None, session: PerfSession | None = None) -> str:
-    from fer.suite.experiments import EXPERIMENTS
-
     by_experiment: dict[str, list[dict]] = {}
     for result in results:
         extra = result["extra"]
