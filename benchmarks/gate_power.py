@@ -136,7 +136,7 @@ def noise_summary(unchanged: list[Run]) -> str:
     """Within-run and run-to-run spread of the unchanged runs, per sample and method."""
     import statistics
 
-    from fer.bench.stats import Level
+    from fer.bench.noise import Level
 
     lines = []
     for label, samples in (("epoch times", Bench.epoch_times), ("step times", Bench.step_times)):
@@ -174,23 +174,16 @@ def noise_summary(unchanged: list[Run]) -> str:
 
 def common_and_specific(unchanged: list[Run], samples, calibrated: bool) -> tuple[float, float]:
     """Split the run-to-run spread of the benchmarks' levels into the part common to a run
-    (the sd of a run's mean deviation) and the part specific to a benchmark (the residual sd,
-    degrees of freedom of a two-way layout)."""
-    import math
-    import statistics
-
-    from fer.bench.stats import Level
+    and the part specific to a benchmark (pooled): the gate's own estimator,
+    :func:`fer.bench.noise.split_noise`."""
+    from fer.bench.noise import Level, split_noise
 
     names = [n for n in unchanged[0].benchmarks if all(n in r.benchmarks for r in unchanged)]
-    table = [[Level.of(samples(r.benchmarks[n]),
-                       r.benchmarks[n].calibration_s if calibrated else 1.0).mean for n in names]
-             for r in unchanged]
-    mu = [statistics.fmean(row[j] for row in table) for j in range(len(names))]
-    dev = [[row[j] - mu[j] for j in range(len(names))] for row in table]
-    run_mean = [statistics.fmean(row) for row in dev]
-    resid = [dev[i][j] - run_mean[i] for i in range(len(table)) for j in range(len(names))]
-    dof = (len(table) - 1) * (len(names) - 1)
-    return statistics.stdev(run_mean), math.sqrt(sum(r * r for r in resid) / dof)
+    levels = {n: {i: Level.of(samples(r.benchmarks[n]),
+                              r.benchmarks[n].calibration_s if calibrated else 1.0).mean
+                  for i, r in enumerate(unchanged)} for n in names}
+    split = split_noise(levels)
+    return split.common, split.pooled_specific
 
 
 def realised(unchanged: list[Run], slowed: dict[float, list[Run]]) -> str:
@@ -199,7 +192,7 @@ def realised(unchanged: list[Run], slowed: dict[float, list[Run]]) -> str:
     import math
     import statistics
 
-    from fer.bench.stats import Level
+    from fer.bench.noise import Level
 
     lines = []
     for effect, runs in sorted(slowed.items()):

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fer.bench.stats import (
+from fer.bench.noise import (
     DEFAULT_NOISE,
     IMPROVED,
     INCONCLUSIVE,
@@ -17,13 +17,13 @@ from fer.bench.stats import (
     NOT_GATED,
     REGRESSED,
     UNCHANGED,
-    GateOptions,
     Level,
     Member,
-    compare,
     judge_family,
     judge_levels,
+    split_noise,
 )
+from fer.bench.stats import GateOptions, compare
 from fer.bench.storage import CompareError, load_run
 from fer.cli import main
 from unit_tests.helpers import make_run
@@ -316,3 +316,17 @@ def test_cli_usage_errors_exit_2(argv, match, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_split_noise_separates_a_run_wide_shift_from_one_benchmark_s_own():
+    # eight benchmarks over four runs: run 2 is 10% slower for all of them (common), and
+    # benchmark "h" alone wobbles (specific)
+    levels = {name: {j: math.log(1.10 if j == 2 else 1.0) + (0.05 * (-1) ** j if name == "h" else 0)
+                     for j in range(4)} for name in "abcdefgh"}
+    split = split_noise(levels)
+    assert split.common > 0.04 and split.common_df == 3
+    assert split.specific["h"] > 5 * split.specific["a"]
+    assert split.pooled_specific is not None and split.pooled_specific > 0
+    # every benchmark moved together only: no specific noise at all
+    together = split_noise({n: {j: 0.1 * j for j in range(4)} for n in "ab"})
+    assert together.specific["a"] < 1e-12 and together.pooled_specific < 1e-12

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from fer.bench.stats import Level
+from fer.bench.noise import Level
 from fer.bench.storage import Run, is_calibrated, sample_kind
 
 #: fewest runs on either side of a change point

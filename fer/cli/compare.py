@@ -34,10 +34,8 @@ def _load_baselines(paths: list[str]) -> list:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     # lazy: numpy/matplotlib: every fer command imports this module
-    # lazy: numpy/matplotlib: every fer command imports this module
     from fer.bench.changepoints import MIN_SIZE, history_change_points
 
-    # lazy: numpy/matplotlib: every fer command imports this module
     # lazy: numpy/matplotlib: every fer command imports this module
     from fer.bench.render import format_change_points, format_markdown, format_table
 
@@ -82,7 +80,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print()
             print(format_change_points(points, markdown=args.markdown))
     if plot_dir is not None:
-        # lazy: numpy/matplotlib: every fer command imports this module
         # lazy: numpy/matplotlib: every fer command imports this module
         from fer.bench.trends import plot_trends
 
