@@ -271,8 +271,9 @@ def test_cli_markdown_json_and_plot(tmp_path, capsys):
     assert main(["compare", base, slow, "--json", "--plot", str(tmp_path)]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert len(payload["regressed"]) == 2 and payload["change_points"] == []
-    png = tmp_path / "trend_gate.png"
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    svg = (tmp_path / "trend_gate.svg").read_text()  # the dashboard's chart, standalone
+    assert svg.startswith("<svg xmlns=") and "median epoch time" in svg and "images/s" in svg
+    assert 'class="regressed"' in svg  # the newest run regressed: ringed, as on the dashboard
 
 
 def test_cli_history_and_baseline_folders(tmp_path, capsys):
@@ -299,7 +300,7 @@ def test_cli_history_names_where_it_stepped(tmp_path, capsys):
     line = next(x for x in out.splitlines() if x.strip().startswith("a:"))
     assert "run4.json" in line and "2026-01-05" in line and "confidence" in line
     assert 28 < float(line.split("%")[0].split()[-1]) < 32  # the step: +30%
-    assert (tmp_path / "plots" / "trend_gate.png").exists()
+    assert "+30% at run4.json" in (tmp_path / "plots" / "trend_gate.svg").read_text()
 
 
 @pytest.mark.parametrize("argv,match", [

@@ -36,7 +36,7 @@ from fer.bench.stats import (
     compare,
 )
 from fer.bench.storage import Run, load_history, machine_key
-from fer.bench.svg import Point, Series, line_chart
+from fer.bench.trends import group_charts, groups_of
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1180px; color: #222;
@@ -99,12 +99,6 @@ def _write(path: Path, text: str, pages: list[Path]) -> None:
     pages.append(path)
 
 
-def _run_label(run: Run) -> str:
-    commit = str((run.commit_info or {}).get("id") or "")[:7]
-    date = run.datetime[5:16].replace("T", " ") if run.datetime else ""
-    return " ".join(x for x in (commit, date) if x) or run.path.stem
-
-
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -114,42 +108,11 @@ def _bench_href(name: str, prefix: str = "") -> str:
 
 
 def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str) -> str:
-    """The time and images/s charts of some benchmarks of one class."""
-    labels = [_run_label(r) for r in h.runs]
-    rows = {r.fullname: r for r in h.comparison.rows} if h.comparison else {}
-    steps: dict[str, list[ChangePoint]] = {}
-    for p in h.change_points:
-        steps.setdefault(p.benchmark, []).append(p)
-    last = len(h.runs) - 1
-    time_series, rate_series = [], []
-    for name in sorted(names, key=lambda n: [int(t) if t.isdigit() else t
-                                             for t in re.split(r"(\d+)", short_name(n))]):
-        time_pts, rate_pts = [], []
-        for i, run in enumerate(h.runs):
-            b = run.benchmarks.get(name)
-            if b is None:
-                continue
-            t, rate = _median(b.epoch_times()), _median(b.throughputs())
-            commit = str((run.commit_info or {}).get("id") or "")[:12] or run.path.name
-            tip = (f"{short_name(name)} | {commit} {run.datetime[:19]} | "
-                   f"{t:.4g} s/epoch" + (f", {rate:,.0f} img/s" if rate else ""))
-            href = f"{_bench_href(name, prefix)}#run-{i}"
-            row = rows.get(name)
-            bad = i == last and row is not None and row.verdict == REGRESSED
-            time_pts.append(Point(i, t, tip, href, regressed=bad))
-            if rate:
-                rate_pts.append(Point(i, rate, tip, href, regressed=bad))
-        row = rows.get(name)
-        noise = row.time.noise if row is not None and row.time.noise else None
-        band = (1 / (1 + 1.645 * noise), 1 + 1.645 * noise) if noise else None
-        cps = [(p.index, f"{100 * p.change:+.0f}% at {p.run}") for p in steps.get(name, [])]
-        time_series.append(Series(short_name(name), time_pts, band=band, steps=cps))
-        rate_series.append(Series(short_name(name), rate_pts))
-    time_chart = line_chart(time_series, labels, title=f"{title}: median epoch time",
-                            y_label="s per epoch (log)", band_label="noise band (90%)")
-    rate_chart = line_chart(rate_series, labels, title=f"{title}: images/s", log=False,
-                            y_label="images/s (from 0)", css_class="trend throughput")
-    return f'<div class="charts">{time_chart}{rate_chart}</div>'
+    """The time and images/s charts of some benchmarks of one class (fer.bench.trends)."""
+    charts = group_charts(h.runs, names, title=title, comparison=h.comparison,
+                          change_points=h.change_points,
+                          href=lambda name, i: f"{_bench_href(name, prefix)}#run-{i}")
+    return f'<div class="charts">{"".join(charts)}</div>'
 
 
 def _comparison_table(c: Comparison, prefix: str = "") -> str:
@@ -319,13 +282,7 @@ def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int
                     "run's row on the benchmark's page). Shaded: the 90% noise band of each "
                     "benchmark (run-to-run noise); dashed lines: change points; a red ring: "
                     "regressed in the newest run.</p>")
-        groups: dict[str, list[str]] = {}
-        for run in h.runs:
-            for bname, b in run.benchmarks.items():
-                members = groups.setdefault(b.group or "ungrouped", [])
-                if bname not in members:
-                    members.append(bname)
-        for group, members in sorted(groups.items()):
+        for group, members in sorted(groups_of(h.runs).items()):
             body.append(f"<h3>{escape(group)}</h3>")
             body.append(_group_charts(h, members, prefix=prefix, title=group))
     _write(out / "index.html", _page("fer dashboard", "\n".join(body)), pages)

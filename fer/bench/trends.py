@@ -1,17 +1,25 @@
-"""Trend charts of a history: each benchmark's epoch time per run, change points marked."""
+"""Trend charts of a history — the one trend-chart path: each benchmark's median epoch time and
+images/s per run as inline SVG (:mod:`fer.bench.svg`), the noise band of the newest
+comparison, change points dashed, the newest run's regressions ringed. The dashboard embeds
+them in its pages; ``fer compare --plot DIR`` writes them as ``trend_<group>.svg`` files."""
 
 from __future__ import annotations
 
 import re
+import statistics
+from collections.abc import Callable
 from pathlib import Path
 
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint
+from fer.bench.noise import REGRESSED
 from fer.bench.render import short_name
+from fer.bench.stats import Comparison
 from fer.bench.storage import Run
+from fer.bench.svg import Point, Series, line_chart
 
 
-def _natural(name: str) -> list:
+def natural(name: str) -> list:
     """``test[128]`` after ``test[64]``: digits compare as numbers."""
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
@@ -20,59 +28,81 @@ def run_label(run: Run) -> str:
     """A short x-axis label: the commit and the date, else the file name."""
     commit = str((run.commit_info or {}).get("id") or "")[:7]
     date = run.datetime[5:16].replace("T", " ") if run.datetime else ""
-    text = " ".join(x for x in (commit, date) if x)
-    return text or run.path.stem[:18]
+    return " ".join(x for x in (commit, date) if x) or run.path.stem[:18]
 
 
-def plot_trends(runs: list[Run], out_dir: str | Path,
-                change_points: list[ChangePoint] | None = None) -> list[Path]:
-    """One PNG per benchmark group: each benchmark's median epoch time per run (log axis),
-    its timed epochs' range as error bars, change points as dashed lines."""
-    import matplotlib  # lazy: matplotlib only when a chart is drawn
+def _median(values: list[float]) -> float | None:
+    return statistics.median(values) if values else None
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # lazy: as above
 
-    out_dir = Path(out_dir)
+def group_charts(runs: list[Run], names: list[str], *, title: str,
+                 comparison: Comparison | None = None,
+                 change_points: list[ChangePoint] | None = None,
+                 href: Callable[[str, int], str] | None = None) -> tuple[str, str]:
+    """The time and images/s charts (SVG) of some benchmarks over ``runs``; ``href(name, i)``
+    links each point (the dashboard: the run's row on the benchmark's page)."""
+    labels = [run_label(r) for r in runs]
+    rows = {r.fullname: r for r in comparison.rows} if comparison else {}
     steps: dict[str, list[ChangePoint]] = {}
     for p in change_points or []:
         steps.setdefault(p.benchmark, []).append(p)
-    groups: dict[str, dict[str, list[tuple[int, float, float, float]]]] = {}
-    for i, run in enumerate(runs):
+    last = len(runs) - 1
+    time_series, rate_series = [], []
+    for name in sorted(names, key=lambda n: natural(short_name(n))):
+        time_pts, rate_pts = [], []
+        row = rows.get(name)
+        for i, run in enumerate(runs):
+            b = run.benchmarks.get(name)
+            if b is None:
+                continue
+            t, rate = _median(b.epoch_times()), _median(b.throughputs())
+            commit = str((run.commit_info or {}).get("id") or "")[:12] or run.path.name
+            tip = (f"{short_name(name)} | {commit} {run.datetime[:19]} | "
+                   f"{t:.4g} s/epoch" + (f", {rate:,.0f} img/s" if rate else ""))
+            link = href(name, i) if href else None
+            bad = i == last and row is not None and row.verdict == REGRESSED
+            time_pts.append(Point(i, t, tip, link, regressed=bad))
+            if rate:
+                rate_pts.append(Point(i, rate, tip, link, regressed=bad))
+        noise = row.time.noise if row is not None and row.time.noise else None
+        band = (1 / (1 + 1.645 * noise), 1 + 1.645 * noise) if noise else None
+        cps = [(p.index, f"{100 * p.change:+.0f}% at {p.run}") for p in steps.get(name, [])]
+        time_series.append(Series(short_name(name), time_pts, band=band, steps=cps))
+        rate_series.append(Series(short_name(name), rate_pts))
+    time_chart = line_chart(time_series, labels, title=f"{title}: median epoch time",
+                            y_label="s per epoch (log)", band_label="noise band (90%)")
+    rate_chart = line_chart(rate_series, labels, title=f"{title}: images/s", log=False,
+                            y_label="images/s (from 0)", css_class="trend throughput")
+    return time_chart, rate_chart
+
+
+def groups_of(runs: list[Run]) -> dict[str, list[str]]:
+    """Each benchmark group's benchmarks over ``runs``, in the order first seen."""
+    groups: dict[str, list[str]] = {}
+    for run in runs:
         for name, b in run.benchmarks.items():
-            times = sorted(b.epoch_times())
-            mid = times[len(times) // 2]
-            groups.setdefault(b.group or "ungrouped", {}).setdefault(name, []).append(
-                (i, mid, mid - times[0], times[-1] - mid))
+            members = groups.setdefault(b.group or "ungrouped", [])
+            if name not in members:
+                members.append(name)
+    return groups
+
+
+def plot_trends(runs: list[Run], out_dir: str | Path,
+                change_points: list[ChangePoint] | None = None,
+                comparison: Comparison | None = None) -> list[Path]:
+    """One SVG per benchmark group (``trend_<group>.svg``: the time chart above the images/s
+    chart), the charts of the dashboard."""
+    out_dir = Path(out_dir)
     written = []
-    for group, series in sorted(groups.items()):
-        fig, ax = plt.subplots(figsize=(9, 4.8))
-        for name in sorted(series, key=lambda n: _natural(short_name(n))):
-            xs, ys, lo, hi = zip(*series[name])
-            line = ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=2, linewidth=1.2,
-                               label=short_name(name))
-            at = dict(zip(xs, ys))
-            for p in steps.get(name, []):
-                color = line[0].get_color()
-                ax.axvline(p.index - 0.5, color=color, linestyle="--", alpha=0.7)
-                if p.index in at:
-                    ax.annotate(f"{100 * p.change:+.0f}%", (p.index, at[p.index]),
-                                textcoords="offset points", xytext=(4, 6), fontsize=8, color=color)
-        ax.set_yscale("log")
-        ax.set_xticks(range(len(runs)))
-        ax.set_xticklabels([run_label(r) for r in runs], rotation=30, ha="right", fontsize=7)
-        ax.set_ylabel("epoch time (s, log scale; bars: min-max of timed epochs)")
-        title = f"{group}: epoch time per run"
-        if any(steps.get(n) for n in series):
-            title += " (dashed: change points)"
-        ax.set_title(title)
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
+    for group, names in sorted(groups_of(runs).items()):
+        time_chart, rate_chart = group_charts(runs, names, title=group, comparison=comparison,
+                                              change_points=change_points)
+        width = 570
+        svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="660">'
+               f'<g>{time_chart}</g><g transform="translate(0,330)">{rate_chart}</g></svg>\n')
         safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in group)
-        path = out_dir / f"trend_{safe}.png"
-        with atomic_open(path) as f:
-            fig.savefig(f, format="png", dpi=110)
-        plt.close(fig)
+        path = out_dir / f"trend_{safe}.svg"
+        with atomic_open(path, "w") as f:
+            f.write(svg)
         written.append(path)
     return written

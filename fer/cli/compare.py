@@ -33,10 +33,10 @@ def _load_baselines(paths: list[str]) -> list:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy: every fer command imports this module
     from fer.bench.changepoints import MIN_SIZE, history_change_points
 
-    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy: every fer command imports this module
     from fer.bench.render import format_change_points, format_markdown, format_table
 
     check_last(args.last)
@@ -80,10 +80,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print()
             print(format_change_points(points, markdown=args.markdown))
     if plot_dir is not None:
-        # lazy: numpy/matplotlib: every fer command imports this module
+        # lazy: numpy: every fer command imports this module
         from fer.bench.trends import plot_trends
 
-        for path in plot_trends(history, plot_dir, points):
+        for path in plot_trends(history, plot_dir, points, result):
             if not args.json:  # beside markdown, the notice goes to stderr (a job summary stays clean)
                 print(f"wrote {path}", file=sys.stderr if args.markdown else sys.stdout)
     if args.fail_on_regression and result.regressions:

@@ -11,7 +11,7 @@ from fer.cli.args import HelpFormatter, add_baseline_options, check_last
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    # lazy: numpy/matplotlib: every fer command imports this module
+    # lazy: numpy: every fer command imports this module
     from fer.bench.dashboard import build_dashboard
 
     check_last(args.last)
