@@ -1,7 +1,6 @@
 """Derived figures, computed after the run from what the engine measured.
 
-Scaling efficiency, speed-up, the data-loading ratio and time to accuracy take
-EpochRecords or their medians; :func:`scaling_points` takes stored benchmarks
+Weak-scaling efficiency and speed-up take medians; :func:`scaling_points` takes stored benchmarks
 and finds each one's 1-device baseline in the same set of runs, so any subset
 of tests (``-k``, xdist, one file) gives the same numbers. Nothing here
 re-measures anything, and nothing imports torch.
@@ -10,10 +9,8 @@ re-measures anything, and nothing imports torch.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, NamedTuple
-
-from fer.records import EpochRecord
 
 if TYPE_CHECKING:
     from fer.bench.storage import Bench
@@ -28,47 +25,8 @@ def weak_scaling_efficiency(images_per_s_1: float, images_per_s_n: float, n: int
     return images_per_s_n / (n * images_per_s_1)
 
 
-def strong_scaling_efficiency(epoch_s_1: float, epoch_s_n: float, n: int) -> float:
-    """Strong scaling (the global batch is fixed, split over n devices): the
-    1-device epoch time over n times the n-device epoch time. 1.0 is ideal:
-    n devices finish the same epoch n times sooner."""
-    if n < 1 or epoch_s_n <= 0:
-        raise ValueError("need n >= 1 and a positive n-device epoch time")
-    return epoch_s_1 / (n * epoch_s_n)
-
-
 def speedup(epoch_s_1: float, epoch_s_n: float) -> float:
     return epoch_s_1 / epoch_s_n
-
-
-def efficiency_by_batch(images_per_s: Mapping[tuple[int, int], float]) -> dict[int, dict[int, float]]:
-    """The study's view: weak-scaling efficiency per per-device batch size.
-
-    ``images_per_s`` maps ``(devices, per_device_batch)`` to throughput; the
-    result maps each batch size to ``{devices: efficiency}`` against the
-    1-device run of the same batch (batches without one are left out).
-    """
-    out: dict[int, dict[int, float]] = {}
-    for (devices, batch), rate in sorted(images_per_s.items()):
-        base = images_per_s.get((1, batch))
-        if base:
-            out.setdefault(batch, {})[devices] = weak_scaling_efficiency(base, rate, devices)
-    return out
-
-
-def data_loading_ratio(records: Iterable[EpochRecord]) -> float:
-    """Median share of the epoch spent waiting for data (the study's ratio)."""
-    return statistics.median(r.data_wait_share for r in records)
-
-
-def time_to_accuracy(records: Sequence[EpochRecord], target: float) -> float | None:
-    """Training seconds until validation accuracy first reaches ``target``; None if never."""
-    elapsed = 0.0
-    for r in records:
-        elapsed += r.wall_s
-        if r.val_acc is not None and r.val_acc >= target:
-            return elapsed
-    return None
 
 
 class ScalingPoint(NamedTuple):
