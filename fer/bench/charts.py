@@ -53,8 +53,8 @@ def _nan(values: list[float | None]) -> list[float]:
 
 def _caveat(entries: Sequence[Bench]) -> str | None:
     """A line for the chart when the run was at smoke scale (a tiny model on a CPU)."""
-    scale = next((b.extra_info.get("scale") for b in entries if b.extra_info.get("scale")), None)
-    if isinstance(scale, dict) and scale.get("name") == "smoke":
+    scale = next((b.scale for b in entries if b.scale), None)
+    if scale is not None and scale.get("name") == "smoke":
         return (f"smoke scale ({scale.get('model')}, {scale.get('device')}): a check that the "
                 "suite runs, not the study's regime")
     return None
@@ -158,7 +158,7 @@ def workers(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     ax1.grid(alpha=0.3)
     fig.legend(loc="upper center", fontsize=8, ncol=2, bbox_to_anchor=(0.5, 0.9))
     caveat = _caveat(entries)
-    _note(fig, caveat and caveat + f"; {entries[0].extra_info.get('scale', {}).get('device')} "
+    _note(fig, caveat and caveat + f"; {(entries[0].scale or {}).get('device')} "
                                    "cores bound the useful worker count")
     fig.tight_layout(rect=(0, 0.04 if caveat else 0, 1, 1))
     path = _save(fig, out / "workers.png")
@@ -201,8 +201,7 @@ def precision(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
               fontsize=8, loc="upper left")
     ax.tick_params(axis="x", labelsize=8)
     ax.grid(axis="y", alpha=0.3)
-    device = next((str((b.extra_info.get("plan") or {}).get("device_type")
-                       or b.extra_info.get("device") or "") for b in entries), "")
+    device = next((b.device_type for b in entries), "")
     caveat = _caveat(entries)
     if device.startswith("cpu"):
         caveat = ((caveat + "\n") if caveat else "") + ("on a CPU, autocast has no fast fp16/bf16 "
@@ -372,8 +371,8 @@ def step_regime(entries: Sequence[Bench]) -> str:
         return "no eager fp32 point to compare against."
     parts = []
     host, step = eager.timed_median("host_step_s"), eager.timed_median("step_s.median")
-    device = str((eager.extra_info.get("plan") or {}).get("device_type") or "")
-    kernels = (eager.extra_info.get("step_breakdown") or {}).get("kernels_per_step")
+    device = eager.device_type
+    kernels = eager.kernels_per_step
     if host and step and device == "cuda":
         share = min(host / step, 1.0)
         regime = "launch-bound" if share > 0.8 else "device-bound"

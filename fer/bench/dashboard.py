@@ -154,8 +154,8 @@ def _change_point_list(points: list[ChangePoint]) -> str:
 
 
 def _breakdown_cells(b, categories: list[str]) -> str:
-    sb = b.extra_info.get("step_breakdown") if b is not None else None
-    if not isinstance(sb, dict):
+    sb = b.step_breakdown if b is not None else None
+    if sb is None:
         return "".join("<td>-</td>" for _ in categories) + "<td>-</td>"
     ms = sb.get("ms_per_step") or {}
     per = sb.get("kernels_per_step") or sb.get("ops_per_step")
@@ -171,9 +171,9 @@ def _bench_page(h: ClassHistory, name: str) -> str:
     categories: list[str] = []
     for run in h.runs:
         b = run.benchmarks.get(name)
-        sb = b.extra_info.get("step_breakdown") if b is not None else None
-        if isinstance(sb, dict):
-            categories += [c for c in (sb.get("ms_per_step") or {}) if c not in categories]
+        sb = b.step_breakdown if b is not None else None
+        if sb is not None:
+            categories += [c for c in sb["ms_per_step"] if c not in categories]
     breakdown = ['<table class="breakdown"><tr><th>#</th>' + "".join(
         f"<th>{escape(c)} ms</th>" for c in categories) + "<th>kernels or ops /step</th></tr>"]
     for i, run in enumerate(h.runs):
@@ -183,8 +183,7 @@ def _bench_page(h: ClassHistory, name: str) -> str:
         times = b.epoch_times()
         wait = _median(b.wait_shares())
         cal = b.calibration_s
-        peaks = [r.get("peak_mem_bytes") for r in b.extra_info.get("records") or []
-                 if isinstance(r, dict) and r.get("peak_mem_bytes")]
+        peak = b.peak_memory_bytes
         rate = _median(b.throughputs())
         runs_table.append(
             f'<tr id="run-{i}"><td>{i}</td><td class="name">'
@@ -195,7 +194,7 @@ def _bench_page(h: ClassHistory, name: str) -> str:
             f"<td>{f'{rate:,.0f}' if rate else '-'}</td>"
             f"<td>{f'{100 * wait:.1f}%' if wait is not None else '-'}</td>"
             f"<td>{f'{cal:.4f}' if cal else '-'}</td>"
-            f"<td>{f'{max(peaks) / 2**20:,.0f}' if peaks else '-'}</td></tr>")
+            f"<td>{f'{peak / 2**20:,.0f}' if peak else '-'}</td></tr>")
         if categories:
             breakdown.append(f"<tr><td>{i}</td>{_breakdown_cells(b, categories)}</tr>")
     body = [_group_charts(h, [name], prefix="../", title=short_name(name)),

@@ -40,18 +40,11 @@ class ScalingPoint(NamedTuple):
     efficiency: float | None  # weak scaling vs the 1-device benchmark; None without one
 
 
-def devices_of(bench: Bench) -> int:
-    """Devices (DataParallel) or processes (DDP) a benchmark trained on."""
-    params = bench.params
-    n = params.get("world_size") or params.get("devices") or bench.extra_info.get("devices") or 1
-    return int(n)
-
-
 def per_device_batch_of(bench: Bench) -> int | None:
     """The per-device batch: the ``per_device_batch`` parameter, else the config's batch size."""
     batch = bench.params.get("per_device_batch")
     if batch is None:
-        batch = (bench.extra_info.get("config") or {}).get("batch_size")
+        batch = bench.config.get("batch_size")
     return int(batch) if batch is not None else None
 
 
@@ -69,7 +62,7 @@ def scaling_points(benches: Iterable[Bench]) -> list[ScalingPoint]:
         rate, wall = b.summary.get("median_images_per_s"), b.summary.get("median_wall_s")
         if b.experiment is None or rate is None or wall is None:
             continue
-        rows.append((b.experiment, per_device_batch_of(b), devices_of(b), float(rate),
+        rows.append((b.experiment, per_device_batch_of(b), b.devices, float(rate),
                      float(wall)))
     base: dict[tuple[str, int | None], list[float]] = {}
     for experiment, batch, devices, rate, _ in rows:

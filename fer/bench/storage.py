@@ -192,6 +192,48 @@ class Bench:
         return max(peaks) if peaks else None
 
     @property
+    def scale(self) -> dict | None:
+        """The perf scale the benchmark ran at (name, model, device, ...)."""
+        value = self.extra_info.get("scale")
+        return value if isinstance(value, dict) else None
+
+    @property
+    def config(self) -> dict:
+        """The TrainConfig the benchmark ran (empty for runs that did not store it)."""
+        value = self.extra_info.get("config")
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def device_type(self) -> str:
+        """"cuda", "cpu" (from the resolved plan, else the device stored), or ""."""
+        plan = self.extra_info.get("plan")
+        value = (plan.get("device_type") if isinstance(plan, dict) else None) \
+            or self.extra_info.get("device") or ""
+        return str(value).split(":")[0]
+
+    @property
+    def devices(self) -> int:
+        """Devices (DataParallel) or processes (DDP) the benchmark trained on."""
+        n = self.params.get("world_size") or self.params.get("devices") \
+            or self.extra_info.get("devices") or 1
+        return int(n)
+
+    @property
+    def peak_memory_bytes(self) -> int | None:
+        """The largest peak memory of any epoch (CUDA, else the process's RSS)."""
+        peaks = [int(r["peak_mem_bytes"]) for r in self.extra_info.get("records") or []
+                 if isinstance(r, dict) and _is_number(r.get("peak_mem_bytes"))
+                 and r["peak_mem_bytes"]]
+        return max(peaks) if peaks else None
+
+    @property
+    def kernels_per_step(self) -> float | None:
+        """CUDA kernels launched per profiled step (None off CUDA or unprofiled)."""
+        value = self.extra_info.get("step_breakdown")
+        value = value.get("kernels_per_step") if isinstance(value, dict) else None
+        return float(value) if _is_number(value) else None
+
+    @property
     def step_breakdown(self) -> dict | None:
         """The profiled steps after the timed epochs (ms per op category, ops per step)."""
         value = self.extra_info.get("step_breakdown")
