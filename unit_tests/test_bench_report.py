@@ -267,3 +267,16 @@ def test_the_same_run_given_twice_is_read_once(tmp_path, capsys):
     twice = render_report([RUN, str(RUN), copy_of_run], tmp_path / "twice")
     assert twice.findings == once.findings
     assert len(twice.duplicates) == 2 and "the same run as" in twice.duplicates[0]
+
+
+def test_a_finding_compares_two_times_only_beyond_the_runs_own_spread():
+    from fer.bench.charts import apart
+    from fer.bench.storage import Bench
+
+    def bench(times):
+        records = [{"wall_s": t, "warmup": i == 0} for i, t in enumerate([times[0], *times])]
+        return Bench("t::x", "x", "g", sorted(times)[1], list(times), {"records": records})
+
+    assert apart(bench([1.0, 1.1, 1.2]), bench([1.3, 1.4, 1.5]))
+    assert not apart(bench([1.0, 1.1, 1.4]), bench([1.3, 1.4, 1.5]))  # overlapping epochs
+    assert not apart(bench([4.9, 24.7, 5.0]), bench([5.1, 5.2, 5.3]))  # one wild epoch

@@ -51,6 +51,16 @@ def _nan(values: list[float | None]) -> list[float]:
 
 # ------------------------------------------------------------ sections --
 
+def apart(a: Bench, b: Bench) -> bool:
+    """Whether two benchmarks' epoch times differ beyond the run's own spread: their timed
+    epochs do not overlap. A finding that compares two times is stated only then."""
+    ta, tb = a.epoch_times(), b.epoch_times()
+    return max(ta) < min(tb) or max(tb) < min(ta)
+
+
+CANNOT_TELL = "within the epochs' own spread: this run cannot tell them apart"
+
+
 def _caveat(entries: Sequence[Bench]) -> str | None:
     """A line for the chart when the run was at smoke scale (a tiny model on a CPU)."""
     scale = next((b.scale for b in entries if b.scale), None)
@@ -114,10 +124,18 @@ def optimizer(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     _note(fig, caveat)
     fig.tight_layout(rect=(0, 0.04 if caveat else 0, 1, 1))
     path = _save(fig, out / "optimizer.png")
-    cheapest = names[medians.index(min(medians))]
+    by_cost = sorted(range(len(ordered)), key=medians.__getitem__)
+    low, next_, high = by_cost[0], by_cost[min(1, len(by_cost) - 1)], by_cost[-1]
+    if len(by_cost) > 1 and apart(ordered[low], ordered[next_]):
+        cost = (f"the cheapest epoch was {names[low]}'s ({medians[low]:.3f} s; next "
+                f"{names[next_]} {medians[next_]:.3f} s)")
+    elif len(by_cost) > 1 and apart(ordered[low], ordered[high]):
+        cost = (f"epochs cost {medians[low]:.3f} s ({names[low]}) to {medians[high]:.3f} s "
+                f"({names[high]}); the cheapest ones are {CANNOT_TELL}")
+    else:
+        cost = f"their epoch costs ({min(medians):.3f}-{max(medians):.3f} s) are {CANNOT_TELL}"
     finding = (f"{best[0]} reached the best validation accuracy ({best[1]:.3f} after "
-               f"{len(entries[0].records)} epochs) of {len(entries)} optimizers; the cheapest "
-               f"epoch was {cheapest}'s ({min(medians):.3f} s vs {max(medians):.3f} s)."
+               f"{len(entries[0].records)} epochs) of {len(entries)} optimizers; {cost}."
                if best else "no optimizer recorded a validation accuracy.")
     return path, finding
 
@@ -312,7 +330,7 @@ def batch_size(entries: Sequence[Bench], out: Path, *, metric: str = "validation
         seen = [r.images * (i + 1) for i, r in enumerate(b.records)]
         ax1.plot(range(1, len(vals) + 1), vals, marker="o", label=f"batch {batch}")
         ax2.plot(seen, vals, marker="o", label=f"batch {batch}")
-        finals.append((batch, vals[-1] if vals else float("nan"), b.summary["median_wall_s"]))
+        finals.append((batch, vals[-1] if vals else float("nan"), b.summary["median_wall_s"], b))
     ax1.set(xlabel="epoch", ylabel=metric, title="Convergence per epoch")
     ax2.set(xlabel="training images seen", ylabel=metric, title="Convergence per image")
     _integer_ticks(ax1.xaxis)
@@ -324,8 +342,13 @@ def batch_size(entries: Sequence[Bench], out: Path, *, metric: str = "validation
     fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / f"{name}.png")
     small, large = finals[0], finals[-1]
-    finding = (f"batch {large[0]} ran an epoch {speedup(small[2], large[2]):.1f}x faster than "
-               f"batch {small[0]} and ended at {metric} {large[1]:.3f} vs {small[1]:.3f}.")
+    ratio = speedup(small[2], large[2])
+    faster = "faster" if ratio >= 1 else "slower"
+    pace = (f"ran an epoch {max(ratio, 1 / ratio):.1f}x {faster} than batch {small[0]}"
+            if apart(small[3], large[3]) else
+            f"ran an epoch in {large[2]:.3f} s vs {small[2]:.3f} s for batch {small[0]}, "
+            f"{CANNOT_TELL}")
+    finding = f"batch {large[0]} {pace} and ended at {metric} {large[1]:.3f} vs {small[1]:.3f}."
     return path, finding
 
 
@@ -349,9 +372,11 @@ def loader(entries: Sequence[Bench], out: Path) -> tuple[Path, str]:
     fig.tight_layout(rect=(0, 0.05 if caveat else 0, 1, 1))
     path = _save(fig, out / "loader.png")
     rates = {r[0]: r[1] for r in rows}
+    by_loader = {b.params.get("loader", b.name): b for b in entries}
     if "device" in rates and "dataloader" in rates:
+        told = apart(by_loader["device"], by_loader["dataloader"])
         finding = (f"the device-resident loader trained {rates['device'] / rates['dataloader']:.2f}x "
-                   f"the images/s of the DataLoader path.")
+                   "the images/s of the DataLoader path" + ("." if told else f", {CANNOT_TELL}."))
     else:
         finding = "only one loader path was measured."
     return path, finding
