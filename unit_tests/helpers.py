@@ -64,3 +64,18 @@ def make_run(path: Path, benches: dict, *, calibration: float | None = None,
         base["commit_info"] = {"id": commit}
     path.write_text(json.dumps(base))
     return path
+
+
+class FakeBenchmark:
+    """A stand-in for pytest-benchmark's fixture: pedantic runs the setup and the target for
+    the warm-up and the timed rounds, and extra_info collects what the harness stores."""
+
+    def __init__(self) -> None:
+        self.group = None
+        self.extra_info: dict = {}
+
+    def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
+        for _ in range(warmup_rounds + rounds):
+            if setup:
+                setup()
+            target()

@@ -291,17 +291,9 @@ def test_a_toy_experiment_runs_through_run_point(monkeypatch):
                      step_breakdown_on_cpu=False)
     monkeypatch.setitem(experiments.EXPERIMENTS, "toy", toy)
 
-    class Fixture:  # a stand-in for pytest-benchmark's fixture
-        group, extra_info = None, {}
+    from unit_tests.helpers import FakeBenchmark
 
-        def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
-            for _ in range(warmup_rounds + rounds):
-                if setup:
-                    setup()
-                target()
-
-    bench = Fixture()
-    bench.extra_info = {}
+    bench = FakeBenchmark()
     scale = resolve_scale("smoke", cuda=False, rounds=1)
     run_point(bench, toy, {"batch_size": 32}, scale, make_synthetic_faces(200, seed=0),
               synthetic_size=200)

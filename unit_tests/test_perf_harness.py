@@ -136,19 +136,9 @@ def test_points_set_their_factor_and_group():
 def test_run_point_writes_the_schema(tmp_path):
     """One real (tiny) benchmark through a stand-in for pytest-benchmark's fixture."""
     from fer.suite.harness import run_point
+    from unit_tests.helpers import FakeBenchmark
 
-    class Bench:
-        group = None
-        extra_info: dict = {}
-
-        def pedantic(self, target, setup=None, rounds=1, warmup_rounds=0, iterations=1):
-            for _ in range(warmup_rounds + rounds):
-                if setup:
-                    setup()
-                target()
-
-    bench = Bench()
-    bench.extra_info = {}
+    bench = FakeBenchmark()
     scale = resolve_scale("smoke", cuda=False, rounds=1)
     records, summary = run_point(bench, EXPERIMENTS["optimizer"], {"optimizer": "sgd"}, scale,
                                  make_synthetic_faces(200, seed=0), synthetic_size=200)
