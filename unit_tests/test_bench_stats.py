@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -331,3 +332,52 @@ def test_split_noise_separates_a_run_wide_shift_from_one_benchmark_s_own():
     # every benchmark moved together only: no specific noise at all
     together = split_noise({n: {j: 0.1 * j for j in range(4)} for n in "ab"})
     assert together.specific["a"] < 1e-12 and together.pooled_specific < 1e-12
+
+
+# ------------------------------------------------ one set of numbers, in every output --
+
+epoch_times = st.lists(st.floats(min_value=0.01, max_value=50.0), min_size=2, max_size=4)
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(base=st.lists(epoch_times, min_size=1, max_size=3), factor=st.floats(0.2, 5.0),
+       wobble=st.floats(0.9, 1.1), calibration=st.sampled_from([None, 0.02]))
+def test_every_printed_change_is_recomputable_from_the_printed_times(
+        tmp_path_factory, base, factor, wobble, calibration):
+    from fer.bench.dashboard import _comparison_table
+    from fer.bench.render import format_markdown, format_table
+
+    folder = tmp_path_factory.mktemp("pair")
+    names = [f"b{i}" for i in range(len(base))]
+    old = make_run(folder / "old.json", dict(zip(names, base)), calibration=calibration)
+    scaled = {n: [t * factor * (wobble if i == 0 else 1.0) for t in times]
+              for i, (n, times) in enumerate(zip(names, base))}
+    new = make_run(folder / "new.json", scaled, calibration=calibration)
+    result = compare(load_run(old), load_run(new))
+
+    def check(base_s: str, new_s: str, change: str, where: str) -> None:
+        recomputed = 100 * (float(new_s) / float(base_s) - 1)
+        # times carry five significant digits, the change one decimal of a percent
+        assert abs(recomputed - float(change.rstrip("%"))) <= 0.05 + 2e-4 * abs(recomputed + 100), \
+            (where, base_s, new_s, change)
+
+    for row in result.rows:  # JSON: exact
+        assert math.isclose(row.new_s / row.base_s - 1, row.change, rel_tol=1e-9, abs_tol=1e-12)
+    payload = json.loads(json.dumps(result.to_dict()))
+    for row in payload["rows"]:
+        assert math.isclose(row["new_s"] / row["base_s"] - 1, row["change"], abs_tol=1e-9)
+    table = format_table(result).splitlines()
+    for line in table:
+        words = line.split()
+        if words and words[0] in names:
+            check(words[1], words[2], words[3], "text")
+    for line in format_markdown(result).splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if cells and cells[0].strip("`") in names:
+            check(cells[1], cells[2], cells[3], "markdown")
+    html = _comparison_table(result)
+    for row in re.findall(r"<tr class=.*?</tr>", html):
+        cells = re.findall(r"<td[^>]*>(.*?)</td>", row)
+        check(cells[1], cells[2], cells[3], "dashboard")
+    # the verdict says whose change it is about
+    assert all(("judged by" in line) for line in table if line.startswith("benchmark"))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint, history_change_points
-from fer.bench.render import format_shift, pooled_shifts, short_name
+from fer.bench.render import format_shift, judged_by, pooled_shifts, seconds, short_name, unit_line
 from fer.bench.report import ReportError, render_report
 from fer.bench.stats import (
     REGRESSED,
@@ -116,18 +116,21 @@ def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str)
 
 
 def _comparison_table(c: Comparison, prefix: str = "") -> str:
-    out = ['<table class="comparison"><tr><th class="name">benchmark</th><th>base s</th>'
+    out = [f'<p class="note">{escape(unit_line(c))}</p>',
+           '<table class="comparison"><tr><th class="name">benchmark</th><th>base s</th>'
            '<th>new s</th><th>change</th><th>interval</th><th>noise</th><th>MDE</th>'
-           '<th class="name">verdict</th><th class="name">why</th></tr>']
+           '<th class="name">judged by</th><th class="name">verdict</th>'
+           '<th class="name">why</th></tr>']
     for r in c.rows:
         t = r.time
         interval = (f"{100 * t.low:+.1f} … {100 * t.high:+.1f}%"
                     if t.low is not None and t.high is not None else "-")
         out.append(
             f'<tr class="{r.verdict}-row"><td class="name"><a href="{_bench_href(r.fullname, prefix)}">'
-            f"{escape(short_name(r.fullname))}</a></td><td>{r.base_median:.4f}</td>"
-            f"<td>{r.new_median:.4f}</td><td>{100 * r.change:+.1f}%</td><td>{interval}</td>"
+            f"{escape(short_name(r.fullname))}</a></td><td>{seconds(r.base_s)}</td>"
+            f"<td>{seconds(r.new_s)}</td><td>{100 * r.change:+.1f}%</td><td>{interval}</td>"
             f"<td>{100 * (t.noise or 0):.1f}%</td><td>{100 * (t.mde or 0):.0f}%</td>"
+            f'<td class="name">{escape(judged_by(r))}</td>'
             f'<td class="name verdict-{r.verdict}">{r.verdict}</td>'
             f'<td class="name">{escape(r.explanation or "")}</td></tr>')
     out.append("</table>")
@@ -139,8 +142,9 @@ def _summary(c: Comparison) -> str:
     base = c.baseline[0].label if len(c.baseline) == 1 else f"{len(c.baseline)} earlier runs"
     shifts = "".join(f'<p class="summary shift">{escape(format_shift(s))}</p>'
                      for s in pooled_shifts(c))
+    reasons = "".join(f'<p class="note reason">{escape(r)}</p>' for r in c.reasons())
     return (f'<p class="summary">Newest run <b>{escape(c.candidate.label)}</b> against {base}: '
-            f"<b>{counts}</b> (threshold {100 * c.threshold:g}%).</p>{shifts}")
+            f"<b>{counts}</b> (threshold {100 * c.threshold:g}%).</p>{shifts}{reasons}")
 
 
 def _change_point_list(points: list[ChangePoint]) -> str:

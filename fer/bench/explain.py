@@ -43,8 +43,10 @@ def _wait_share(benches: list[Bench]) -> float | None:
     return statistics.median(shares) if shares else None
 
 
-def explain(new: Bench, olds: list[Bench]) -> str | None:
-    """One line naming what moved between ``olds`` (the baseline runs) and ``new``."""
+def explain(new: Bench, olds: list[Bench], change: float | None = None) -> str | None:
+    """One line naming what moved between ``olds`` (the baseline runs) and ``new``; with the
+    benchmark's ``change`` (time), a step breakdown that moved the other way says so: its few
+    profiled steps, after the timed epochs, then do not stand for the epochs."""
     parts = []
     before, after = _mean_breakdown(olds), _mean_breakdown([new])
     if before and after:
@@ -57,6 +59,9 @@ def explain(new: Bench, olds: list[Bench]) -> str | None:
         text = f"{total:+.1f} ms/step"
         if named:
             text += ": " + ", ".join(f"{c} {d:+.1f}" for c, d in named)
+        if change is not None and change * total < 0 and abs(total) >= 0.05:
+            text += (f" (the profiled steps moved against the epochs' {100 * change:+.1f}%: a "
+                     "few steps after the timed epochs, they do not stand for them here)")
         parts.append(text)
         for key, label in (("kernels_per_step", "kernels/step"), ("ops_per_step", "ops/step")):
             b, a = before.get(key), after.get(key)

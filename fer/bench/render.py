@@ -22,8 +22,20 @@ def _pct(x: float | None, digits: int = 1) -> str:
 
 
 def short_name(name: str) -> str:
-    """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``."""
-    return name.split("::")[-1]
+    """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``, printable: a control character
+    (a newline in a crafted name could forge a line of the output) is shown escaped."""
+    short = name.split("::")[-1]
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in short)
+
+
+def md_text(text: str) -> str:
+    """Text for a markdown line: no character that starts markup or ends a table cell."""
+    return "".join("\\" + ch if ch in "\\`*_[]|<>#" else ch for ch in text)
+
+
+def md_name(name: str) -> str:
+    """A benchmark name inside a markdown code span: backticks and pipes cannot break out."""
+    return short_name(name).replace("`", "'").replace("|", "\\|")
 
 
 def _interval(j: Judgement) -> str:
@@ -46,6 +58,36 @@ def _other(r: Row, metric: str) -> str:
 def _by(j: Judgement) -> str:
     """How the time was judged: with the run's shift, or on the benchmark's own change."""
     return "run" if j.judged == "with the run" else "own"
+
+
+def judged_by(r: Row) -> str:
+    """Whose change the row's time verdict is about: the run's shift (the benchmark moved with
+    the others; its own change may differ) or the benchmark's own change."""
+    t = r.time
+    if _by(t) == "run" and t.estimate is not None:
+        return f"run {_pct(t.estimate)}"
+    return "own"
+
+
+def seconds(x: float | None) -> str:
+    """A time as printed in every output: five significant digits, so that the change can be
+    recomputed from the two times shown to a hundredth of a percent."""
+    return "-" if x is None else f"{x:.5g}"
+
+
+def unit_line(c: Comparison) -> str:
+    """What base s and new s are, for the methods of this comparison."""
+    kinds = sorted({r.method for r in c.rows})
+    texts = []
+    for kind in kinds:
+        calibrated, _, sample = kind.partition(", ")
+        what = ("the typical step x steps per epoch" if sample.startswith("step")
+                else "the epoch wall time")
+        texts.append(what + (", relative to the reference workload, in seconds at the baseline "
+                             "runs' machine speed" if calibrated == "calibrated" else ", seconds"))
+    return ("base s, new s: the samples the verdict judged (geometric mean over the epochs): "
+            + "; ".join(texts) + ". change = new s / base s - 1, the benchmark's own; "
+            "'judged by' says whose change the verdict is about (the run's shift, or its own)")
 
 
 def _baseline_label(c: Comparison) -> str:
@@ -95,17 +137,17 @@ def format_table(c: Comparison) -> str:
         lines.append("WARNING: CROSS-MACHINE comparison (--allow-cross-machine): runs come from "
                      "different hardware or software")
     width = max([len(short_name(r.fullname)) for r in c.rows] + [9])
-    lines.append(f"{'benchmark':<{width}}  {'base s':>8} {'new s':>8} {'change':>7} "
+    lines.append(f"{'benchmark':<{width}}  {'base s':>9} {'new s':>9} {'change':>7} "
                  f"{'interval':>17} {'noise':>6} {'MDE':>6} {'img/s':>7} {'wait':>7} {'mem':>7}"
-                 f"  by   verdict")
+                 f"  {'judged by':<10} verdict")
     for r in c.rows:
         t = r.time
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
         lines.append(
-            f"{short_name(r.fullname):<{width}}  {r.base_median:>8.4f} {r.new_median:>8.4f} "
+            f"{short_name(r.fullname):<{width}}  {seconds(r.base_s):>9} {seconds(r.new_s):>9} "
             f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
             f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
-            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {_by(t):<4} {shown}")
+            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {judged_by(r):<10} {shown}")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         lines.append("why:")
@@ -116,17 +158,12 @@ def format_table(c: Comparison) -> str:
         lines.append(f"removed: {short_name(name)}")
     methods = sorted({f"{r.method}, noise from {r.time.noise_source}" for r in c.rows
                       if not r.time.noise_source.startswith("a disturbed")})
-    disturbed = sorted({r.time.noise_source for r in c.rows
-                        if r.time.noise_source.startswith("a disturbed")})
     lines.append("")
+    lines.append(unit_line(c))
     lines += [format_shift(s) for s in pooled_shifts(c)]
-    if any(_by(r.time) == "run" for r in c.rows):
-        lines.append("by: run = judged by the run's shift (its interval), the benchmark having "
-                     "moved with the others; own = by its own change and noise")
     lines.append(f"{_tally(c)}  ({_settings(c)})")
     lines.append("method: " + "; ".join(methods))
-    for text in disturbed:
-        lines.append(f"inconclusive because of {text}: rerun on a quiet machine")
+    lines += [f"note: {reason}" for reason in c.reasons()]
     blind = _undetectable(c)
     if blind:
         worst = max(blind, key=lambda r: r.time.mde_alone)
@@ -148,25 +185,27 @@ def format_markdown(c: Comparison) -> str:
         out += ["> **Cross-machine comparison**: the runs come from different hardware or "
                 "software.", ""]
     out += ["| benchmark | base s | new s | change | interval | noise | MDE | images/s | "
-            "data wait | peak mem | by | verdict |",
+            "data wait | peak mem | judged by | verdict |",
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in c.rows:
         t = r.time
-        out.append(f"| `{short_name(r.fullname)}` | {r.base_median:.4f} | {r.new_median:.4f} | "
+        out.append(f"| `{md_name(r.fullname)}` | {seconds(r.base_s)} | {seconds(r.new_s)} | "
                    f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
                    f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
-                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {_by(t)} | "
+                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {judged_by(r)} | "
                    f"{_ICON[r.verdict]} |")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         out += ["", "**Why:**", ""]
-        out += [f"- `{short_name(r.fullname)}`: {r.explanation}" for r in explained]
+        out += [f"- `{md_name(r.fullname)}`: {md_text(r.explanation)}" for r in explained]
     if c.added or c.removed:
         out.append("")
-        out += [f"- added: `{short_name(n)}`" for n in c.added]
-        out += [f"- removed: `{short_name(n)}`" for n in c.removed]
+        out += [f"- added: `{md_name(n)}`" for n in c.added]
+        out += [f"- removed: `{md_name(n)}`" for n in c.removed]
+    out += ["", unit_line(c)]
     out += [""] + [format_shift(s, markdown=True) for s in pooled_shifts(c)]
     out += ["", f"**{_tally(c)}** ({_settings(c)})"]
+    out += [f"- note: {md_text(reason)}" for reason in c.reasons()]
     blind = _undetectable(c)
     if blind:
         out += ["", f"{len(blind)} benchmark(s) cannot detect a {100 * c.options.threshold:g}% "

@@ -106,17 +106,25 @@ class GateOptions:
 
 @dataclass
 class Row:
+    """One benchmark's comparison. ``base_s``/``new_s`` are the time samples the verdict judged
+    (their geometric mean; calibrated step or epoch times are shown in seconds at the baseline
+    runs' machine speed), so ``change == new_s / base_s - 1``; ``epoch_base_s``/``epoch_new_s``
+    are the raw median epoch times, for reference."""
+
     fullname: str
     group: str | None
-    base_median: float  # seconds, the baseline runs' median epoch time
-    new_median: float
-    change: float  # time: new / base - 1 (calibrated when the method is)
+    base_s: float
+    new_s: float
+    change: float  # new_s / base_s - 1: the benchmark's own change
     verdict: str  # the worst verdict over the gated metrics
     method: str
     base_runs: int
     new_rounds: int
     judgements: dict[str, Judgement] = field(default_factory=dict)
     explanation: str | None = None  # what moved, for regressed and improved benchmarks
+    epoch_base_s: float | None = None  # the baseline runs' median epoch wall time (raw)
+    epoch_new_s: float | None = None
+    base_rounds: int | None = None  # the fewest timed epochs of a baseline run
 
     @property
     def time(self) -> Judgement:
@@ -142,6 +150,38 @@ class Comparison:
     cross_machine: bool
     options: GateOptions
     shifts: list[Shift] = field(default_factory=list)  # the run as a whole, per metric
+    notes: list[str] = field(default_factory=list)  # reasons found while pairing the runs
+
+    def reasons(self) -> list[str]:
+        """Every reason behind the verdicts that a reader must see, one line each — the same in
+        the terminal, --markdown, --json and the dashboard."""
+        out = list(self.notes)
+        if self.cross_machine:
+            out.append("the runs come from different hardware or software "
+                       "(--allow-cross-machine): timings across them are not comparable")
+        disturbed: dict[str, list[str]] = {}
+        for r in self.rows:
+            if r.time.noise_source.startswith("a disturbed"):
+                disturbed.setdefault(r.time.noise_source, []).append(r.fullname)
+        for why, names in sorted(disturbed.items()):
+            out.append(f"{len(names)} benchmark(s) inconclusive because of {why}: rerun on a "
+                       f"quiet machine ({_names(names)})")
+        fewer = [r for r in self.rows if r.base_rounds and r.new_rounds < r.base_rounds]
+        if fewer:
+            out.append(f"{len(fewer)} benchmark(s) timed fewer epochs than their baseline "
+                       f"(e.g. {_names([fewer[0].fullname])}: {fewer[0].new_rounds} vs "
+                       f"{fewer[0].base_rounds}): their noise is less well known")
+        single = [r.fullname for r in self.rows if r.new_rounds < 2]
+        if single:
+            out.append(f"{len(single)} benchmark(s) timed a single epoch: no within-run spread "
+                       f"to weigh ({_names(single)}); run with --perf-rounds 3 or more")
+        if self.added:
+            out.append(f"{len(self.added)} benchmark(s) only in the candidate, not compared "
+                       f"({_names(self.added)})")
+        if self.removed:
+            out.append(f"{len(self.removed)} benchmark(s) only in the baseline, not compared "
+                       f"({_names(self.removed)})")
+        return out
 
     @property
     def threshold(self) -> float:
@@ -164,7 +204,19 @@ class Comparison:
             "regressed": [r.fullname for r in self.regressions],
             "counts": {v: self.count(v) for v in VERDICTS},
             "shifts": [s.to_dict() for s in self.shifts],
+            "reasons": self.reasons(),
+            "columns": {"base_s, new_s": "the samples the verdict judged (geometric mean): "
+                        "calibrated ones in seconds at the baseline runs' machine speed",
+                        "change": "new_s / base_s - 1, the benchmark's own change",
+                        "epoch_base_s, epoch_new_s": "raw median epoch wall times"},
         }
+
+
+def _names(names: list[str], most: int = 3) -> str:
+    short = ["".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in n.split("::")[-1])
+             for n in names]
+    text = ", ".join(short[:most])
+    return text + (f" and {len(short) - most} more" if len(short) > most else "")
 
 
 _SEVERITY = {REGRESSED: 3, INCONCLUSIVE: 2, IMPROVED: 1, UNCHANGED: 0, NOT_GATED: -1}
@@ -198,7 +250,12 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
             return Level.of(values, scale)
 
         member = Member(name, level(new), {i: level(b) for i, b in runs})
-        benches[name] = (new, olds, samples, label)
+        # the unit the judged levels are shown in: seconds (images/s) at the baseline runs'
+        # machine speed, so that new / base - 1 is the change judged
+        speed = math.exp(statistics.fmean(math.log(b.calibration_s) for b in olds)) \
+            if calibrated else 1.0
+        unit = 1 / speed if metric == "throughput" and calibrated else speed
+        benches[name] = (new, olds, unit, label)
         if calibrated:
             speed = math.log(new.calibration_s) - statistics.fmean(
                 math.log(b.calibration_s) for b in olds)
@@ -217,10 +274,10 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
             metric=metric, sign=1 if metric == "time" else -1, floor=opts.noise_floor,
             common_floor=opts.common_noise_floor, pool=opts.pool)
         for m, j in zip(members, found):
-            new, olds, samples, kind = benches[m.name]
+            new, olds, unit, kind = benches[m.name]
             j.method = kind
-            j.base = statistics.median(statistics.median(samples(b)) for b in olds)
-            j.new = statistics.median(samples(new))
+            j.base = math.exp(statistics.fmean(lv.mean for lv in m.baseline.values())) * unit
+            j.new = math.exp(m.candidate.mean) * unit
             if m.name in disturbed:
                 j.verdict = INCONCLUSIVE
                 j.noise_source = (f"a disturbed machine: the reference workload ran "
@@ -315,9 +372,13 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             if metric in METRIC_JUDGES:
                 judgements[metric] = METRIC_JUDGES[metric](new, olds, opts)
         t = judgements["time"]
-        rows.append(Row(fullname=name, group=new.group, base_median=t.base, new_median=t.new,
+        rows.append(Row(fullname=name, group=new.group, base_s=t.base, new_s=t.new,
                         change=t.change, verdict=UNCHANGED, method=t.method, base_runs=len(olds),
-                        new_rounds=len(new.epoch_times()), judgements=judgements))
+                        new_rounds=len(new.epoch_times()), judgements=judgements,
+                        epoch_base_s=statistics.median(statistics.median(b.epoch_times())
+                                                       for b in olds),
+                        epoch_new_s=statistics.median(new.epoch_times()),
+                        base_rounds=min(len(b.epoch_times()) for b in olds)))
     for r, (_, new, runs) in zip(rows, pairs):
         olds = [b for _, b in runs]
         gated = [j.verdict for k, j in r.judgements.items() if k in opts.gate_on]
@@ -326,7 +387,7 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             r.verdict = UNCHANGED
         real = r.time.low is not None and (r.time.low > 0 or r.time.high < 0)
         if r.verdict in (REGRESSED, IMPROVED) or real:  # a change its own interval calls real
-            r.explanation = explain(new, olds)
+            r.explanation = explain(new, olds, r.change)
     return Comparison(
         baseline=base_runs, candidate=candidate, rows=rows,
         added=sorted(set(candidate.benchmarks) - base_names),
