@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import numpy  # noqa: F401  (see below)
 import pytest
+import scipy.stats  # noqa: F401
+
+# pytester's in-process runs put sys.modules back as they found it; numpy's extension modules
+# (numpy.fft, which scipy.stats loads) cannot be loaded twice in one process, so both are
+# imported once, before any such run
 
 # --perf-scale, machine info for the benchmark JSON, per-hardware storage
 pytest_plugins = ["fer.suite.plugin", "pytester"]

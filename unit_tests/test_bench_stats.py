@@ -381,3 +381,38 @@ def test_every_printed_change_is_recomputable_from_the_printed_times(
         check(cells[1], cells[2], cells[3], "dashboard")
     # the verdict says whose change it is about
     assert all(("judged by" in line) for line in table if line.startswith("benchmark"))
+
+
+def _mark_disturbed(path, names, why="its epochs spread 6.0x (slowest over fastest)"):
+    payload = json.loads(path.read_text())
+    for b in payload["benchmarks"]:
+        if b["name"] in names:
+            b["extra_info"]["disturbed"] = why
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_disturbed_runs_stay_out_of_the_baseline_and_a_disturbed_candidate_is_inconclusive(
+        tmp_path, capsys):
+    times = {"a": [1.0, 1.01, 0.99], "b": [2.0, 2.02, 1.98]}
+    quiet = [make_run(tmp_path / f"q{i}.json", times, when=f"2026-01-0{i + 1}T00:00:00")
+             for i in range(3)]
+    busy = _mark_disturbed(make_run(tmp_path / "busy.json", {"a": [9.0] * 3, "b": [9.0] * 3},
+                                    when="2026-01-04T00:00:00"), {"a", "b"})
+    new = make_run(tmp_path / "new.json", times, when="2026-01-05T00:00:00")
+    result = compare([load_run(p) for p in (*quiet, busy)], load_run(new))
+    assert all(r.verdict != REGRESSED and r.verdict != IMPROVED for r in result.rows)
+    assert any("left 2 benchmark run(s)" in n for n in result.reasons())
+    assert all(r.base_runs == 3 for r in result.rows)  # the busy run is not in the baseline
+    # a disturbed candidate: inconclusive, never regressed, and the reason travels
+    slow = _mark_disturbed(make_run(tmp_path / "slow.json", {"a": [3.0] * 3, "b": [6.0] * 3}),
+                           {"a"})
+    result = compare([load_run(p) for p in quiet], load_run(slow))
+    rows = {r.fullname: r for r in result.rows}
+    assert rows["t.py::a"].verdict == INCONCLUSIVE and rows["t.py::b"].verdict == REGRESSED
+    assert main(["compare", *map(str, quiet), str(slow), "--markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "disturbed machine when it was measured" in md
+    assert main(["compare", *map(str, quiet), str(slow), "--json"]) == 0
+    payload = json.loads(capsys.readouterr().out)
+    assert any("disturbed machine when it was measured" in r for r in payload["reasons"])

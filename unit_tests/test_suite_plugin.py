@@ -115,3 +115,43 @@ def test_session_state_lives_on_the_config_and_reads_finished_benchmarks(pyteste
     saved = json.loads((pytester.path / "out.json").read_text())
     assert saved["fer_skipped"][0]["test"].endswith("test_b_skipped")
     assert saved["fer_session"]["benchmarks"] == 1
+
+
+def _result(name, walls, cal=0.02):
+    records = [{"wall_s": w, "images": 8, "images_per_s": 8 / w, "data_wait_s": 0.0,
+                "warmup": i == 0} for i, w in enumerate([walls[0], *walls])]
+    return {"name": name, "extra": {"records": records, "calibration": {"median_s": cal}}}
+
+
+def test_disturbed_benchmarks_are_found_by_their_spread_or_their_reference_workload():
+    from fer.suite.summary import disturbances
+
+    quiet = [_result(f"q{i}", [1.0, 1.1, 1.2]) for i in range(4)]
+    found = disturbances([*quiet, _result("busy", [1.0, 7.0, 1.1]),
+                          _result("slow_machine", [1.0, 1.05, 1.1], cal=0.05)])
+    assert set(found) == {"busy", "slow_machine"}
+    assert "epochs spread 7.0x" in found["busy"]
+    assert "reference workload ran 2.5x" in found["slow_machine"]
+    assert disturbances(quiet) == {}
+
+
+def test_a_disturbed_run_is_marked_in_the_json_and_warned_about(pytester):
+    pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
+    pytester.makepyfile(test_x="""
+        import pytest
+
+        @pytest.mark.parametrize("walls", [[1.0, 1.1, 1.0], [1.0, 6.0, 1.0]], ids=["quiet", "busy"])
+        def test_epochs(benchmark, walls):
+            benchmark.pedantic(lambda: None, rounds=1)
+            benchmark.extra_info.update(experiment="x", records=[
+                {"wall_s": w, "images": 8, "images_per_s": 8 / w, "data_wait_s": 0.0,
+                 "warmup": i == 0} for i, w in enumerate([walls[0], *walls])])
+    """)
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
+    assert result.ret == 0, result.stdout.str()
+    saved = {b["name"]: b["extra_info"] for b in
+             json.loads((pytester.path / "out.json").read_text())["benchmarks"]}
+    assert "epochs spread 6.0x" in saved["test_epochs[busy]"]["disturbed"]
+    assert "disturbed" not in saved["test_epochs[quiet]"]
+    out = result.stdout.str()
+    assert "WARNING: 1 benchmark(s) ran on a disturbed machine (test_epochs[busy]" in out

@@ -228,7 +228,7 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     benchmarks on a disturbed machine alone and inconclusive."""
     families: dict[str, list[Member]] = {}
     benches: dict[str, tuple] = {}
-    disturbed: dict[str, float] = {}
+    disturbed: dict[str, str] = {}
     for name, new, runs in pairs:
         olds = [b for _, b in runs]
         calibrated = is_calibrated([new, *olds], opts.calibration)
@@ -256,13 +256,17 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
             if calibrated else 1.0
         unit = 1 / speed if metric == "throughput" and calibrated else speed
         benches[name] = (new, olds, unit, label)
-        if calibrated:
+        if new.disturbed:
+            disturbed[name] = f"a disturbed machine when it was measured: {new.disturbed}"
+        elif calibrated:
             speed = math.log(new.calibration_s) - statistics.fmean(
                 math.log(b.calibration_s) for b in olds)
             if abs(speed) > math.log1p(DISTURBED):
-                disturbed[name] = math.exp(speed)
-                families.setdefault(f"{label} (disturbed {name})", []).append(member)
-                continue
+                disturbed[name] = (f"a disturbed machine: the reference workload ran "
+                                   f"{math.exp(speed):.2g}x its baseline time")
+        if name in disturbed:
+            families.setdefault(f"{label} (disturbed {name})", []).append(member)
+            continue
         families.setdefault(label, []).append(member)
 
     judgements: dict[str, Judgement] = {}
@@ -280,8 +284,7 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
             j.new = math.exp(m.candidate.mean) * unit
             if m.name in disturbed:
                 j.verdict = INCONCLUSIVE
-                j.noise_source = (f"a disturbed machine: the reference workload ran "
-                                  f"{disturbed[m.name]:.2g}x its baseline time")
+                j.noise_source = disturbed[m.name]
             judgements[m.name] = j
         if not any(m.name in disturbed for m in members):
             shift.method = label
@@ -355,10 +358,21 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             "different hardware or software are not comparable (pass --allow-cross-machine to "
             "compare anyway)")
     base_names = set().union(*(r.benchmarks for r in base_runs))
-    pairs = [(name, new, [(i, r.benchmarks[name]) for i, r in enumerate(base_runs)
-                          if name in r.benchmarks])
-             for name, new in sorted(candidate.benchmarks.items())]
-    pairs = [p for p in pairs if p[2]]
+    pairs, notes, left_out, unjudged = [], [], 0, []
+    for name, new in sorted(candidate.benchmarks.items()):
+        found = [(i, r.benchmarks[name]) for i, r in enumerate(base_runs) if name in r.benchmarks]
+        quiet = [(i, b) for i, b in found if b.disturbed is None]  # marked when saved
+        left_out += len(found) - len(quiet)
+        if found and not quiet:
+            unjudged.append(name)
+        elif quiet:
+            pairs.append((name, new, quiet))
+    if left_out:
+        notes.append(f"left {left_out} benchmark run(s) that the suite marked disturbed when it "
+                     "saved them out of the baseline and its noise")
+    if unjudged:
+        notes.append(f"{len(unjudged)} benchmark(s) not compared: every baseline run of them "
+                     f"was disturbed ({_names(unjudged)})")
     by_metric, shifts = {}, []
     for metric in ("time", "throughput"):
         if metric == "time" or metric in opts.gate_on:
@@ -392,4 +406,4 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
         baseline=base_runs, candidate=candidate, rows=rows,
         added=sorted(set(candidate.benchmarks) - base_names),
         removed=sorted(base_names - set(candidate.benchmarks)),
-        cross_machine=bool(foreign), options=opts, shifts=shifts)
+        cross_machine=bool(foreign), options=opts, shifts=shifts, notes=notes)

@@ -192,6 +192,13 @@ class Bench:
         return max(peaks) if peaks else None
 
     @property
+    def disturbed(self) -> str | None:
+        """Why the suite judged this benchmark's measurement disturbed when it saved the run
+        (``fer.suite.summary.disturbances``), else None."""
+        value = self.extra_info.get("disturbed")
+        return value if isinstance(value, str) and value else None
+
+    @property
     def scale(self) -> dict | None:
         """The perf scale the benchmark ran at (name, model, device, ...)."""
         value = self.extra_info.get("scale")
@@ -468,7 +475,7 @@ def _check_extra_info(extra: dict, c: _Checker) -> None:
     for key in ("overhead_ratio",):
         if key in extra:
             c.number(extra[key], f"extra_info.{key}", none_ok=True)
-    for key in ("time_basis", "dominant_category"):
+    for key in ("time_basis", "dominant_category", "disturbed"):
         c.string(extra.get(key), f"extra_info.{key}")
 
 

@@ -111,6 +111,20 @@ def register(sub, full: bool = True) -> None:
                     "threshold) or inconclusive (too noisy to tell), with each benchmark's "
                     "minimum detectable effect. With 4 or more runs, change points over the "
                     "history are listed.",
+        epilog="Columns: base s, new s = the time samples the verdict judged (geometric mean "
+               "over the epochs: each epoch's typical step x its steps where every run recorded "
+               "step times, else its wall time; relative to the reference workload where every "
+               "run recorded it, shown in seconds at the baseline runs' machine speed); change = "
+               "new s / base s - 1, the benchmark's own change; interval = the confidence "
+               "interval of the change judged; noise = the run-to-run noise weighed; MDE = the "
+               "smallest change the verdict could have seen (80% power); img/s, wait, mem = the "
+               "images/s, data-wait share (points) and peak CUDA memory changes (! where gated "
+               "and regressed); judged by = whose change the verdict is about: 'run +x%' (the "
+               "benchmark moved with the others and the run's shift was judged) or 'own'; "
+               "verdict = regressed, improved, unchanged or inconclusive. Lines below the table: "
+               "what the times are, the run's shift, the tally, the method and every reason "
+               "behind the verdicts (note: ...). --json holds the same rows, with the raw "
+               "median epoch times (epoch_base_s, epoch_new_s).",
         formatter_class=HelpFormatter)
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="baseline run files or folders, then the candidate run file")

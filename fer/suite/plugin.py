@@ -32,7 +32,7 @@ import pytest
 
 from fer.suite.experiments import EXPERIMENTS
 from fer.suite.scales import SCALE_CHOICES, resolve_scale
-from fer.suite.summary import PerfSession, expected_duration, format_summary, saved_sessions
+from fer.suite.summary import PerfSession, disturbances, expected_duration, format_summary, saved_sessions
 
 DEFAULT_STORAGE = "file://./.benchmarks"
 
@@ -238,6 +238,10 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
     state = perf_session(config)
     output_json["fer_skipped"] = list(state.skipped)
     output_json["fer_session"] = state.facts()
+    disturbed = disturbances(state.results)  # marked where a baseline reader will see it
+    for bench in output_json.get("benchmarks") or []:
+        if bench.get("name") in disturbed and isinstance(bench.get("extra_info"), dict):
+            bench["extra_info"]["disturbed"] = disturbed[bench["name"]]
 
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:

@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer.records import timed
 from fer.suite.experiments import EXPERIMENTS, point_id
 
 #: seconds per grid point run (not skipped), per scale, on the machine the suite is developed
@@ -57,6 +58,39 @@ class PerfSession:
         return {"duration_s": round(time.monotonic() - self.started, 3), "points": self.to_run,
                 "benchmarks": len(self.results),
                 "calibration_median_s": statistics.median(cal) if cal else None}
+
+
+#: a benchmark whose slowest timed epoch took more than this many times its fastest was
+#: disturbed (on a quiet 2-core CPU the whole smoke suite stays under 1.4x)
+EPOCH_SPREAD = 2.0
+#: ... or whose reference workload ran more than this many times the session's median beside it
+CALIBRATION_VS_SESSION = 1.5
+
+
+def disturbances(results: list[dict]) -> dict[str, str]:
+    """The benchmarks of a session measured on a disturbed machine, with the reason: epochs
+    spread beyond :data:`EPOCH_SPREAD`, or the reference workload beyond
+    :data:`CALIBRATION_VS_SESSION` of the session's median. Stored in the JSON as
+    ``extra_info["disturbed"]``; `fer compare` leaves such runs out of a baseline and calls
+    such a candidate inconclusive."""
+    cals = {r["name"]: (r["extra"].get("calibration") or {}).get("median_s") for r in results}
+    known = [c for c in cals.values() if isinstance(c, (int, float)) and c > 0]
+    session = statistics.median(known) if len(known) >= 3 else None
+    found = {}
+    for r in results:
+        walls = [t["wall_s"] for t in timed(r["extra"].get("records") or [])
+                 if isinstance(t.get("wall_s"), (int, float)) and t["wall_s"] > 0]
+        reasons = []
+        if len(walls) >= 2 and max(walls) > EPOCH_SPREAD * min(walls):
+            reasons.append(f"its epochs spread {max(walls) / min(walls):.1f}x (slowest over "
+                           "fastest)")
+        cal = cals[r["name"]]
+        if session and isinstance(cal, (int, float)) and cal > CALIBRATION_VS_SESSION * session:
+            reasons.append(f"the reference workload ran {cal / session:.1f}x the session's "
+                           "median beside it")
+        if reasons:
+            found[r["name"]] = "; ".join(reasons)
+    return found
 
 
 def saved_sessions(folder: str | None) -> list[dict]:
@@ -126,19 +160,17 @@ def machine_speed(session: PerfSession) -> str | None:
 
 
 def _timed(extra: dict) -> list[dict]:
-    records = [r for r in extra.get("records") or [] if isinstance(r, dict)]
-    timed = [r for r in records if not r.get("warmup")]
-    return timed or records
+    return timed([r for r in extra.get("records") or [] if isinstance(r, dict)])
 
 
 def _row(params: dict, extra: dict) -> list[str]:
-    timed = _timed(extra)
-    walls = [r["wall_s"] for r in timed]
+    epochs = _timed(extra)
+    walls = [r["wall_s"] for r in epochs]
     median = statistics.median(walls)
     spread = (max(walls) - min(walls)) / median if median > 0 else 0.0
-    rate = statistics.median(r["images_per_s"] for r in timed)
-    wait = statistics.median(r["data_wait_s"] / r["wall_s"] for r in timed if r["wall_s"] > 0)
-    images = timed[-1]["images"]
+    rate = statistics.median(r["images_per_s"] for r in epochs)
+    wait = statistics.median(r["data_wait_s"] / r["wall_s"] for r in epochs if r["wall_s"] > 0)
+    images = epochs[-1]["images"]
 
     return [point_id(params) or "-", f"{images:,}", f"{median:.3f}", f"{100 * spread:.1f}%",
             f"{rate:,.0f}", f"{100 * wait:.1f}%"]
@@ -184,6 +216,14 @@ def format_summary(results: list[dict], *, json_path: str | None = None,
     speed = machine_speed(session) if session is not None else None
     if speed:
         lines += ["", speed]
+    disturbed = disturbances(results)
+    if disturbed:
+        names = ", ".join(sorted(disturbed)[:4]) + (f" and {len(disturbed) - 4} more"
+                                                    if len(disturbed) > 4 else "")
+        lines += ["", f"WARNING: {len(disturbed)} benchmark(s) ran on a disturbed machine "
+                      f"({names}; {min(disturbed)}: {disturbed[min(disturbed)]}): marked in the "
+                      "JSON, left out of baselines by fer compare; rerun them on a quiet "
+                      "machine"]
     lines += ["", "next:"]
     if storage:
         lines.append(f"  fer compare --history {storage} --fail-on-regression   "
