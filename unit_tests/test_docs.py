@@ -140,3 +140,15 @@ def check(where: str, words: list[str], pytest_flags: set[str]) -> None:
         assert (ROOT / script).is_file(), f"{where}: no script {script}"
     else:
         pytest.fail(f"{where}: `{head}` is neither this project's command nor listed as foreign")
+
+
+def test_the_compare_example_is_what_fer_compare_prints(capsys, monkeypatch):
+    """docs/compare.md's example is the output of real runs, regenerated, not edited."""
+    example = ROOT / "docs" / "compare-example"
+    monkeypatch.chdir(example)
+    from fer.cli import main
+
+    assert main(["compare", "run1.json", "run2.json", "slow20.json"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == (example / "compare.txt").read_text()
+    assert printed in (ROOT / "docs" / "compare.md").read_text()
