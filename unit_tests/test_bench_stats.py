@@ -416,3 +416,30 @@ def test_disturbed_runs_stay_out_of_the_baseline_and_a_disturbed_candidate_is_in
     assert main(["compare", *map(str, quiet), str(slow), "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert any("disturbed machine when it was measured" in r for r in payload["reasons"])
+
+
+def _relabel(path, **plan):
+    payload = json.loads(path.read_text())
+    for b in payload["benchmarks"]:
+        b["extra_info"]["plan"] = {**(b["extra_info"].get("plan") or {}), **plan}
+    path.write_text(json.dumps(payload))
+    return path
+
+
+def test_other_work_under_the_same_name_is_never_judged_as_one(tmp_path, capsys):
+    times = {"a": [1.0, 1.01, 0.99], "b": [2.0, 2.02, 1.98]}
+    smoke = [_relabel(make_run(tmp_path / f"s{i}.json", times), model="test_efficientnet",
+                      batch_size=64) for i in range(2)]
+    full = _relabel(make_run(tmp_path / "full.json", {"a": [9.0] * 3, "b": [19.0] * 3}),
+                    model="efficientnet_b0", batch_size=64)
+    result = compare([load_run(p) for p in smoke], load_run(full))
+    assert result.rows == [] and result.count(REGRESSED) == 0
+    assert any("model test_efficientnet -> efficientnet_b0" in r for r in result.reasons())
+    assert main(["compare", *map(str, smoke), str(full), "--fail-on-regression"]) == 0
+    assert "measured other work under the same name" in capsys.readouterr().out
+    # a history that mixes the two: each benchmark is judged against its own kind only
+    same = _relabel(make_run(tmp_path / "s2.json", times), model="test_efficientnet",
+                    batch_size=64)
+    result = compare([load_run(full), *(load_run(p) for p in smoke)], load_run(same))
+    assert all(r.base_runs == 2 and r.verdict != REGRESSED for r in result.rows)
+    assert any("only the baseline runs of the same work" in r for r in result.reasons())

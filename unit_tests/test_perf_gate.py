@@ -64,7 +64,7 @@ def test_saved_run_summary_and_pytest_benchmark_compare(gate_project, tmp_path):
     saved = list((gate_project.path / ".benchmarks").rglob("*.json"))
     assert len(saved) == 1
     # runs are stored per hardware class, so a compare never crosses machines
-    assert hardware_class() in saved[0].parts
+    assert hardware_class() in saved[0].parts and "smoke" in saved[0].parts
     payload = json.loads(saved[0].read_text())
     fer_info = payload["machine_info"]["fer"]
     assert fer_info["hardware_class"] == hardware_class()

@@ -88,6 +88,9 @@ def test_a_json_path_under_a_file_fails_before_any_test(tmp_path):
     plugin._check_json_path(str(tmp_path / "new" / "run.json"))  # a folder to be made: fine
 
 
+# pytester in a subprocess: an in-process run puts sys.modules back afterwards, and torch's
+# and numpy's extension modules cannot be loaded twice in one process
+@pytest.mark.slow
 def test_session_state_lives_on_the_config_and_reads_finished_benchmarks(pytester):
     pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_x="""
@@ -110,7 +113,7 @@ def test_session_state_lives_on_the_config_and_reads_finished_benchmarks(pyteste
             assert [r["name"] for r in state.results] == ["test_a"]
             assert [s["reason"] for s in state.skipped] == ["no such device here"]
     """)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()
     saved = json.loads((pytester.path / "out.json").read_text())
     assert saved["fer_skipped"][0]["test"].endswith("test_b_skipped")
@@ -135,6 +138,7 @@ def test_disturbed_benchmarks_are_found_by_their_spread_or_their_reference_workl
     assert disturbances(quiet) == {}
 
 
+@pytest.mark.slow
 def test_a_disturbed_run_is_marked_in_the_json_and_warned_about(pytester):
     pytester.makeconftest('pytest_plugins = ["fer.suite.plugin"]')
     pytester.makepyfile(test_x="""
@@ -147,7 +151,7 @@ def test_a_disturbed_run_is_marked_in_the_json_and_warned_about(pytester):
                 {"wall_s": w, "images": 8, "images_per_s": 8 / w, "data_wait_s": 0.0,
                  "warmup": i == 0} for i, w in enumerate([walls[0], *walls])])
     """)
-    result = pytester.runpytest_inprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--benchmark-json=out.json")
     assert result.ret == 0, result.stdout.str()
     saved = {b["name"]: b["extra_info"] for b in
              json.loads((pytester.path / "out.json").read_text())["benchmarks"]}

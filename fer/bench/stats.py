@@ -358,15 +358,29 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             "different hardware or software are not comparable (pass --allow-cross-machine to "
             "compare anyway)")
     base_names = set().union(*(r.benchmarks for r in base_runs))
-    pairs, notes, left_out, unjudged = [], [], 0, []
+    pairs, notes, left_out, unjudged, other_work, mixed = [], [], 0, [], {}, 0
     for name, new in sorted(candidate.benchmarks.items()):
         found = [(i, r.benchmarks[name]) for i, r in enumerate(base_runs) if name in r.benchmarks]
-        quiet = [(i, b) for i, b in found if b.disturbed is None]  # marked when saved
-        left_out += len(found) - len(quiet)
-        if found and not quiet:
+        same = [(i, b) for i, b in found if not new.differs_from(b)]  # the same work
+        if found and not same:
+            other_work[name] = new.differs_from(found[-1][1])
+            continue
+        mixed += len(same) < len(found)
+        quiet = [(i, b) for i, b in same if b.disturbed is None]  # marked when saved
+        left_out += len(same) - len(quiet)
+        if same and not quiet:
             unjudged.append(name)
         elif quiet:
             pairs.append((name, new, quiet))
+    if other_work:
+        first = min(other_work)
+        notes.append(f"{len(other_work)} benchmark(s) not compared: the baseline measured other "
+                     f"work under the same name ({_names([first])}: "
+                     f"{', '.join(other_work[first])})")
+    if mixed:
+        notes.append(f"{mixed} benchmark(s) compared with only the baseline runs of the same "
+                     "work (others measured another scale, model, batch, precision, step or "
+                     "device count)")
     if left_out:
         notes.append(f"left {left_out} benchmark run(s) that the suite marked disturbed when it "
                      "saved them out of the baseline and its noise")

@@ -191,6 +191,35 @@ class Bench:
                  and r.get("peak_mem_bytes")]
         return max(peaks) if peaks else None
 
+    #: what identifies a benchmark beyond its name: two benchmarks that differ in one of these
+    #: measured different work and are never judged as one
+    IDENTITY = ("scale", "task", "model", "image_size", "channels", "batch_size", "precision",
+                "cuda_graph", "compile", "optimizer_impl", "devices", "synthetic_size")
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The configuration that identifies this benchmark's work (the resolved plan where it
+        was stored, else the configuration); keys a run did not store are absent."""
+        plan = self.extra_info.get("plan")
+        plan = plan if isinstance(plan, dict) else {}
+        out: dict[str, Any] = {}
+        if self.scale and self.scale.get("name"):
+            out["scale"] = self.scale["name"]
+        for key in self.IDENTITY[1:]:
+            value = plan.get(key, self.config.get(key))
+            if key == "devices":
+                value = self.devices if (plan or self.config or self.params) else None
+            if value is not None:
+                out[key] = value
+        return out
+
+    def differs_from(self, other: Bench) -> list[str]:
+        """What makes ``other`` a different measurement: ``"model test_efficientnet ->
+        efficientnet_b0"``, one entry per differing key both runs stored."""
+        a, b = other.identity, self.identity
+        return [f"{key} {a[key]} -> {b[key]}" for key in self.IDENTITY
+                if key in a and key in b and a[key] != b[key]]
+
     @property
     def disturbed(self) -> str | None:
         """Why the suite judged this benchmark's measurement disturbed when it saved the run

@@ -4,9 +4,11 @@
 * GPU, CUDA, cuDNN, torch, torchvision and timm versions added to the
   benchmark JSON's ``machine_info`` (``pytest_benchmark_update_machine_info``);
 * saved runs partitioned by hardware class: unless ``--benchmark-storage`` is
-  given, runs go to ``.benchmarks/<hardware class>/`` (e.g.
-  ``.benchmarks/NVIDIA_H100_80GB_HBM3-x1/``), so ``--benchmark-compare`` only
-  ever finds baselines of the same GPU model and count (or CPU model);
+  given, runs go to ``.benchmarks/<hardware class>/<scale>/`` (e.g.
+  ``.benchmarks/NVIDIA_H100_80GB_HBM3-x1/full/``), so ``--benchmark-compare`` only
+  ever finds baselines of the same GPU model and count (or CPU model) and scale (runs saved
+  before the scale folders, directly under ``<hardware class>/``, are still read by
+  ``fer compare --history .benchmarks/<hardware class>``, which compares only the same work);
 * the names of skipped tests and their reasons, kept in the JSON as
   ``fer_skipped`` (a skip rule of :mod:`fer.suite.experiments` says why a
   machine cannot run a grid point);
@@ -66,7 +68,10 @@ def pytest_configure(config) -> None:
         # lazy: torch only when the perf suite runs (the unit tests load this plugin)
         from fer.gpu import hardware_class
 
-        config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}"
+        scale = resolve_scale(config.getoption("perf_scale", default="auto") or "auto",
+                              cuda=_cuda_available()).name
+        # one history per machine kind and scale: smoke and full runs never share a baseline
+        config.option.benchmark_storage = f"{DEFAULT_STORAGE}/{hardware_class()}/{scale}"
 
 
 #: pytest-benchmark's default columns and sort, which fer replaces unless the user chose
