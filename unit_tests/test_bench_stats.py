@@ -25,7 +25,7 @@ from fer.bench.noise import (
     split_noise,
 )
 from fer.bench.stats import GateOptions, compare
-from fer.bench.storage import CompareError, load_run
+from fer.bench.storage import CompareError, load_history, load_run
 from fer.cli import main
 from unit_tests.helpers import make_run
 
@@ -428,8 +428,8 @@ def _relabel(path, **plan):
 
 def test_other_work_under_the_same_name_is_never_judged_as_one(tmp_path, capsys):
     times = {"a": [1.0, 1.01, 0.99], "b": [2.0, 2.02, 1.98]}
-    smoke = [_relabel(make_run(tmp_path / f"s{i}.json", times), model="test_efficientnet",
-                      batch_size=64) for i in range(2)]
+    smoke = [_relabel(make_run(tmp_path / f"s{i}.json", times, when=f"2026-01-0{i + 1}T00:00:00"),
+                      model="test_efficientnet", batch_size=64) for i in range(2)]
     full = _relabel(make_run(tmp_path / "full.json", {"a": [9.0] * 3, "b": [19.0] * 3}),
                     model="efficientnet_b0", batch_size=64)
     result = compare([load_run(p) for p in smoke], load_run(full))
@@ -438,8 +438,45 @@ def test_other_work_under_the_same_name_is_never_judged_as_one(tmp_path, capsys)
     assert main(["compare", *map(str, smoke), str(full), "--fail-on-regression"]) == 0
     assert "measured other work under the same name" in capsys.readouterr().out
     # a history that mixes the two: each benchmark is judged against its own kind only
-    same = _relabel(make_run(tmp_path / "s2.json", times), model="test_efficientnet",
-                    batch_size=64)
+    same = _relabel(make_run(tmp_path / "s2.json", times, when="2026-01-05T00:00:00"),
+                    model="test_efficientnet", batch_size=64)
     result = compare([load_run(full), *(load_run(p) for p in smoke)], load_run(same))
     assert all(r.base_runs == 2 and r.verdict != REGRESSED for r in result.rows)
     assert any("only the baseline runs of the same work" in r for r in result.reasons())
+
+
+def test_a_run_is_never_its_own_baseline_and_copies_count_once(tmp_path, capsys):
+    times = {"a": [1.0, 1.01, 0.99]}
+    old = make_run(tmp_path / "old.json", times, when="2026-01-01T00:00:00")
+    new = make_run(tmp_path / "new.json", {"a": [1.5] * 3}, when="2026-01-02T00:00:00")
+    shutil.copy(new, tmp_path / "copy_of_new.json")
+    shutil.copy(old, tmp_path / "copy_of_old.json")
+    result = compare([load_run(old), load_run(tmp_path / "copy_of_old.json"),
+                      load_run(tmp_path / "copy_of_new.json")], load_run(new))
+    assert result.rows[0].base_runs == 1
+    assert any("copy(ies) of the candidate itself" in r for r in result.reasons())
+    assert any("given twice once" in r for r in result.reasons())
+    assert main(["compare", str(tmp_path / "copy_of_new.json"), str(new)]) == 2
+    assert "is the candidate" in capsys.readouterr().err
+    # in a history folder, a copy is skipped with a warning
+    assert len(load_history(tmp_path)) == 2
+
+
+def test_a_bad_date_is_an_error_not_the_newest_run(tmp_path, capsys):
+    path = make_run(tmp_path / "r.json", {"a": [1.0] * 3}, when="zzzz-99")
+    assert main(["compare", str(path), str(path)]) == 2
+    assert "not an ISO 8601 time" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_stays_out_of_a_history(tmp_path, caplog):
+    import logging
+
+    make_run(tmp_path / "a.json", {"a": [1.0] * 3}, when="2026-01-01T00:00:00")
+    cut = make_run(tmp_path / "b.json", {"a": [1.0] * 3}, when="2026-01-02T00:00:00")
+    payload = json.loads(cut.read_text())
+    payload["fer_session"] = {"interrupted": True, "benchmarks": 1}
+    cut.write_text(json.dumps(payload))
+    with caplog.at_level(logging.WARNING):
+        runs = load_history(tmp_path)
+    assert [r.path.name for r in runs] == ["a.json"] and "an interrupted run" in caplog.text
+    assert load_run(cut).interrupted  # named on the command line, it is read, and said so

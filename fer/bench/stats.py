@@ -347,6 +347,16 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
     opts = options or GateOptions()
     opts.check()
     base_runs = baseline if isinstance(baseline, list) else [baseline]
+    copies = [r for r in base_runs if r.fingerprint == candidate.fingerprint]
+    distinct: dict[str, Run] = {}
+    for r in base_runs:
+        if r.fingerprint != candidate.fingerprint:
+            distinct.setdefault(r.fingerprint, r)
+    twice = len(base_runs) - len(copies) - len(distinct)
+    base_runs = list(distinct.values())
+    if copies and not base_runs:
+        raise CompareError(f"{copies[0].path} is the candidate {candidate.path} itself (the same "
+                           "run): compare a run with earlier runs")
     if not base_runs:
         raise CompareError("nothing to compare against: the history holds no earlier run")
     new_key = machine_key(candidate.machine_info)
@@ -359,6 +369,13 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
             "compare anyway)")
     base_names = set().union(*(r.benchmarks for r in base_runs))
     pairs, notes, left_out, unjudged, other_work, mixed = [], [], 0, [], {}, 0
+    if copies:
+        notes.append(f"left {len(copies)} copy(ies) of the candidate itself out of the baseline")
+    if twice:
+        notes.append(f"read {twice} baseline run(s) given twice once")
+    if candidate.interrupted:
+        notes.append("the candidate is an interrupted run (stopped before the suite's end): "
+                     "its missing benchmarks are listed as removed")
     for name, new in sorted(candidate.benchmarks.items()):
         found = [(i, r.benchmarks[name]) for i, r in enumerate(base_runs) if name in r.benchmarks]
         same = [(i, b) for i, b in found if not new.differs_from(b)]  # the same work

@@ -45,6 +45,8 @@ The policy on a bad file:
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -314,6 +316,13 @@ class Run:
     commit_info: dict
     benchmarks: dict[str, Bench]
     skipped: list[dict] = field(default_factory=list)  # fer_skipped: {"test", "reason"}
+    interrupted: bool = False  # the suite was stopped (Ctrl-C) before its end: incomplete
+    digest: str = ""  # sha256 of the document as read
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two files the same run: the same document (a copy, or one path twice)."""
+        return self.digest or str(self.path.resolve())
 
     @property
     def label(self) -> str:
@@ -565,6 +574,12 @@ def validate_payload(payload: Any, path: Path) -> Run:
     commit = c.object(payload.get("commit_info"), "commit_info")
     for key in ("datetime", "version"):
         c.string(payload.get(key), key)
+    if payload.get("datetime"):
+        try:
+            dt.datetime.fromisoformat(str(payload["datetime"]))
+        except ValueError:
+            raise c.fail("datetime", f"{_show(payload['datetime'])} is not an ISO 8601 time "
+                                     "(runs are ordered by it)") from None
     if payload.get("fer_skipped") is not None and not isinstance(payload["fer_skipped"], list):
         raise c.fail("fer_skipped", f"is {_kind(payload['fer_skipped'])}, not a list")
     benches: dict[str, Bench] = {}
@@ -574,9 +589,12 @@ def validate_payload(payload: Any, path: Path) -> Run:
             raise BenchmarkFileError(f"{path}: benchmark {bench.fullname!r} appears twice; "
                                      f"{_FIX}")
         benches[bench.fullname] = bench
+    session = payload.get("fer_session")
+    interrupted = isinstance(session, dict) and session.get("interrupted") is True
     return Run(path=path, datetime=str(payload.get("datetime") or ""),
                version=str(payload.get("version") or ""), machine_info=machine,
-               commit_info=commit, benchmarks=benches, skipped=_skipped(payload))
+               commit_info=commit, benchmarks=benches, skipped=_skipped(payload),
+               interrupted=interrupted)
 
 
 def _skipped(payload: dict) -> list[dict]:
@@ -622,7 +640,9 @@ def load_run(path: str | Path) -> Run:
     except RecursionError:
         raise BenchmarkFileError(f"{path}: nested too deeply to be a benchmark run; "
                                  f"{_FIX}") from None
-    return validate_payload(payload, path)
+    run = validate_payload(payload, path)
+    run.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return run
 
 
 def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
@@ -635,10 +655,20 @@ def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
         raise CompareError(f"{what} {folder}: {kind}; pass a folder of saved runs "
                            "(pytest-benchmark saves them under .benchmarks/ with "
                            "--benchmark-autosave)")
-    runs = []
+    runs, seen = [], {}
     for p in sorted(folder.rglob("*.json")):
         try:
-            runs.append(load_run(p))
+            run = load_run(p)
         except BenchmarkFileError as exc:  # one bad file must not block a history
             log.warning("skipping %s", exc)
+            continue
+        if run.interrupted:
+            log.warning("skipping %s: an interrupted run (stopped before the suite's end, %d "
+                        "benchmark(s)); a history holds complete runs only", p, len(run.benchmarks))
+            continue
+        if run.fingerprint in seen:
+            log.warning("skipping %s: the same run as %s (a copy)", p, seen[run.fingerprint])
+            continue
+        seen[run.fingerprint] = p
+        runs.append(run)
     return sorted(runs, key=lambda r: (r.datetime, r.path.name))

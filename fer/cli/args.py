@@ -65,6 +65,16 @@ def check_last(last: int) -> None:
         raise ConfigError(f"--last {last}: must be >= 0 (0: every earlier run)")
 
 
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return value
+
+
 def _value_type(annotation: str):
     """int, float or str from a field's annotation (``int | None`` -> int)."""
     base = annotation.replace(" | None", "").strip()

@@ -6,7 +6,13 @@ import argparse
 import logging
 
 from fer.atomic import check_output_path
-from fer.cli.args import HelpFormatter, add_config_flags, config_from_args
+from fer.cli.args import (
+    HelpFormatter,
+    add_config_flags,
+    config_from_args,
+    non_negative_int,
+    positive_int,
+)
 
 log = logging.getLogger("fer.profile")
 
@@ -47,16 +53,16 @@ def register(sub, full: bool = True) -> None:
                     "Takes every `fer train` flag.",
         formatter_class=HelpFormatter)
     g = p.add_argument_group("profiler")
-    g.add_argument("--steps", type=int, default=10, help="active (recorded) steps")
-    g.add_argument("--wait", type=int, default=1, help="steps skipped before recording")
-    g.add_argument("--warmup", type=int, default=2, help="steps traced but discarded")
+    g.add_argument("--steps", type=positive_int, default=10, help="active (recorded) steps")
+    g.add_argument("--wait", type=non_negative_int, default=1, help="steps skipped before recording")
+    g.add_argument("--warmup", type=non_negative_int, default=2, help="steps traced but discarded")
     g.add_argument("--out", default="profile", metavar="DIR",
                    help="folder for profile.json and the trace")
     g.add_argument("--tensorboard", action="store_true",
                    help="write the trace in TensorBoard's layout (tensorboard/) instead of "
                         "trace.json")
     g.add_argument("--with-stack", action="store_true", help="record Python stacks (slower)")
-    g.add_argument("--top", type=int, default=15, help="ops in the table")
+    g.add_argument("--top", type=positive_int, default=15, help="ops in the table")
     if full:
         add_config_flags(p, "profile")
     p.set_defaults(func=cmd_profile)

@@ -239,6 +239,13 @@ def _rounds_of(bench) -> list:
     return getattr(stats, "data", None) or getattr(getattr(stats, "stats", None), "data", None) or []
 
 
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)  # before pytest-benchmark saves the run
+def pytest_sessionfinish(session, exitstatus):
+    if exitstatus == pytest.ExitCode.INTERRUPTED:
+        perf_session(session.config).interrupted = True
+    yield
+
+
 def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
     state = perf_session(config)
     output_json["fer_skipped"] = list(state.skipped)

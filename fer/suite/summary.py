@@ -41,6 +41,7 @@ class PerfSession:
     skipped: list[dict] = field(default_factory=list)  # {"test", "reason"}
     #: ``fer_session`` of the newest runs saved before this one (read when collected)
     saved: list[dict] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: the run is incomplete, and marked so in its JSON
 
     def note(self, name: str, extra_info: dict) -> None:
         """Remember one finished benchmark (its test name and extra_info)."""
@@ -56,7 +57,7 @@ class PerfSession:
         collected and ran, and the machine's speed (the reference workload's median)."""
         cal = self.calibration_s()
         return {"duration_s": round(time.monotonic() - self.started, 3), "points": self.to_run,
-                "benchmarks": len(self.results),
+                "benchmarks": len(self.results), "interrupted": self.interrupted,
                 "calibration_median_s": statistics.median(cal) if cal else None}
 
 
