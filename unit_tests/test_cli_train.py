@@ -1,6 +1,7 @@
 """`fer train`: the study's flags, metrics JSON, errors as exit 2."""
 
 import json
+import os
 
 import pytest
 
@@ -200,3 +201,22 @@ def test_progress_lines_off_a_terminal(capsys, monkeypatch):
     assert main(["train", *TINY, "--device", "cpu", "--run-dir", "none", "--batch-size", "16"]) == 0
     err = capsys.readouterr().err  # 96 images, 6 steps: a line for each step after the first
     assert "epoch 1/1: step 2/6" in err and "step 6/6" in err and "img/s, data wait" in err
+
+
+def test_two_runs_into_one_checkpoint_folder_are_refused(tmp_path, capsys):
+    """The second fer train into a --checkpoint-dir that a running one holds would replace
+    its checkpoint: it is refused, naming the holder, while the first holds the folder."""
+    from fer.checkpoint import lock_folder
+    from fer.errors import ConfigError
+
+    ckpt = tmp_path / "ckpt"
+    first = lock_folder(ckpt)  # what a running fer train holds
+    try:
+        assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", str(ckpt)]) == 2
+        err = capsys.readouterr().err
+        assert f"pid {os.getpid()}" in err and "another fer train" in err
+        with pytest.raises(ConfigError, match="wait for it to end"):
+            lock_folder(ckpt)
+    finally:
+        first.close()
+    assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", str(ckpt)]) == 0
