@@ -15,6 +15,11 @@ from typing import IO
 
 from fer.errors import ConfigError
 
+try:
+    import fcntl
+except ImportError:  # not POSIX
+    fcntl = None
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -86,3 +91,35 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         except OSError:
             pass
     return removed
+
+
+LOCK_NAME = ".fer-train.lock"
+
+
+def lock_folder(folder: str | Path):
+    """Hold ``folder`` for this process: a second `fer train` into the same --checkpoint-dir
+    (which would replace this run's checkpoint with its own) is refused while this one runs.
+    An advisory lock on a file in the folder, released when the process ends, however it
+    ends; the returned file must be kept open for as long as the run."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        handle = open(path / LOCK_NAME, "a+")  # noqa: SIM115 - held for the run's lifetime
+    except OSError as exc:
+        raise ConfigError(f"--checkpoint-dir {folder}: cannot use it ({exc.strerror}); pass "
+                          "another folder") from None
+    try:
+        if fcntl is not None:  # POSIX; elsewhere (Windows) runs are not locked
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise ConfigError(f"--checkpoint-dir {folder}: another fer train ({holder}) is writing "
+                          "its checkpoints there; wait for it to end, or pass another folder") \
+            from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"pid {os.getpid()}")
+    handle.flush()
+    return handle

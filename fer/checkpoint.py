@@ -28,7 +28,6 @@ Resume cannot lose work or silently change a run:
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,39 +82,6 @@ def _read(path: Path) -> dict:
         raise ConfigError(f"{path}: the checkpoint's epoch, config or records are malformed; "
                           "start a new run with --overwrite")
     return state
-
-
-LOCK_NAME = ".fer-train.lock"
-
-
-def lock_folder(folder: str | Path):
-    """Hold ``folder`` for this process: a second `fer train` into the same --checkpoint-dir
-    (which would replace this run's checkpoint with its own) is refused while this one runs.
-    An advisory lock on a file in the folder, released when the process ends, however it
-    ends; the returned file must be kept open for as long as the run."""
-    import fcntl  # lazy: POSIX only; where it is missing (Windows) runs are not locked
-
-    path = Path(folder)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        handle = open(path / LOCK_NAME, "a+")  # noqa: SIM115 - held for the run's lifetime
-    except OSError as exc:
-        raise ConfigError(f"--checkpoint-dir {folder}: cannot use it ({exc.strerror}); pass "
-                          "another folder") from None
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.seek(0)
-        holder = handle.read().strip() or "another process"
-        handle.close()
-        raise ConfigError(f"--checkpoint-dir {folder}: another fer train ({holder}) is writing "
-                          "its checkpoints there; wait for it to end, or pass another folder") \
-            from None
-    handle.seek(0)
-    handle.truncate()
-    handle.write(f"pid {os.getpid()}")
-    handle.flush()
-    return handle
 
 
 def check_fresh_run(config) -> None:

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import resource
 import sys
@@ -146,11 +145,9 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
     checkpoint folder (no fresh run over a checkpoint without ``--overwrite``; with
     ``--resume`` the checkpoint is read and its config compared, see
     :mod:`fer.checkpoint`); stale temporaries of a killed write are removed."""
-    resume_state = folder_lock = None
+    resume_state = None
     if config.checkpoint_dir:
         ckpt_path = Path(config.checkpoint_dir) / CHECKPOINT_NAME
-        if int(os.environ.get("RANK", "0")) == 0:  # the one writer (rank 0 under torchrun)
-            folder_lock = checkpoint.lock_folder(config.checkpoint_dir)
         checkpoint.check_fresh_run(config)
         if config.resume:
             resume_state = checkpoint.check_resume(config, ckpt_path)
@@ -210,7 +207,6 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
         eval_model=eval_model, optimizer=optimizer, scheduler=scheduler,
         precision=resolve_precision(config.precision, device), steps_per_epoch=steps_per_epoch,
         memory_format=memory_format)
-    trainer.checkpoint_lock = folder_lock  # held for the trainer's life
     if resume_state is not None:
         checkpoint.load(trainer, ckpt_path, resume_state)
     return trainer

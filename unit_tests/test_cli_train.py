@@ -206,7 +206,7 @@ def test_progress_lines_off_a_terminal(capsys, monkeypatch):
 def test_two_runs_into_one_checkpoint_folder_are_refused(tmp_path, capsys):
     """The second fer train into a --checkpoint-dir that a running one holds would replace
     its checkpoint: it is refused, naming the holder, while the first holds the folder."""
-    from fer.checkpoint import lock_folder
+    from fer.atomic import lock_folder
     from fer.errors import ConfigError
 
     ckpt = tmp_path / "ckpt"
@@ -220,3 +220,11 @@ def test_two_runs_into_one_checkpoint_folder_are_refused(tmp_path, capsys):
     finally:
         first.close()
     assert main(["train", *TINY, "--device", "cpu", "--checkpoint-dir", str(ckpt)]) == 0
+
+
+def test_a_run_too_small_to_mean_anything_says_so(capsys):
+    assert main(["train", "--synthetic-size", "50", "--batch-size", "64", "--epochs", "1",
+                 "--device", "cpu", "--run-dir", "none"]) == 0
+    err = capsys.readouterr().err
+    assert "the batch (64) exceeds the 40 training images" in err
+    assert "the validation split holds 5 image(s)" in err

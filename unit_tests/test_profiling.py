@@ -130,6 +130,10 @@ def test_cli_profile_is_quiet_on_a_cpu_box(tmp_path):
         assert noise not in result.stderr, result.stderr[-2000:]
 
 
-def test_cli_profile_bad_steps(capsys):
-    assert main(["profile", "--steps", "0", "--synthetic-size", "100", "--device", "cpu"]) == 2
-    assert "--steps must be >= 1" in capsys.readouterr().err
+@pytest.mark.parametrize("flag,value", [("--steps", "0"), ("--top", "-3"), ("--wait", "-1")])
+def test_cli_profile_bad_numbers_are_one_line_exit_2(capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["profile", flag, value, "--synthetic-size", "100", "--device", "cpu"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: '{value}' must be >=" in err and err.count("\n") == 1

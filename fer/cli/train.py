@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import platform
 import sys
 import time
 from pathlib import Path
 
-from fer.atomic import atomic_open
+from fer.atomic import atomic_open, lock_folder
 from fer.cli.args import add_config_flags, config_from_args
 from fer.config import TrainConfig
 from fer.errors import ConfigError
@@ -96,6 +97,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 def _train(config: TrainConfig) -> int:
     from fer.engine import build_trainer  # lazy: torch: every fer command imports this module
 
+    folder_lock = None  # held until this run ends: no second fer train into its checkpoints
+    if config.checkpoint_dir and int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes them
+        folder_lock = lock_folder(config.checkpoint_dir)
+    try:
+        return _train_locked(config, build_trainer)
+    finally:
+        if folder_lock is not None:
+            folder_lock.close()
+
+
+def _train_locked(config: TrainConfig, build_trainer) -> int:
     trainer = build_trainer(config)
     if not trainer.dist.is_main:  # only rank 0 prints and writes
         logging.getLogger("fer").setLevel(logging.WARNING)
@@ -108,6 +120,8 @@ def _train(config: TrainConfig) -> int:
              trainer.global_batch, config.optimizer, trainer.lr, config.precision, trainer.plan.loader)
     if trainer.epoch:
         log.info("resuming at epoch %d of %d", trainer.epoch + 1, config.epochs)
+    for warning in data_warnings(trainer):
+        print(f"warning: {warning}", file=sys.stderr)
 
     acc = trainer.task.accuracy_name
     payload = {"fer_metrics": 1, "model": trainer.model_name, "device": str(trainer.device),
@@ -200,6 +214,25 @@ def _train(config: TrainConfig) -> int:
         folder.write_json("metrics.json", payload)
         print(f"run folder: {folder.path} (config.json, epochs.csv, metrics.json)")
     return 0
+
+
+#: a validation split smaller than this moves its accuracy in steps of more than 1%
+MIN_VALIDATION_IMAGES = 100
+
+
+def data_warnings(trainer) -> list[str]:
+    """What makes a run's numbers mean little: a batch larger than the data, a tiny split."""
+    out = []
+    train = trainer.train_loader.num_images
+    if trainer.global_batch > train:
+        out.append(f"the batch ({trainer.global_batch}) exceeds the {train} training images: "
+                   "every epoch is one partial batch; lower --batch-size or use more data")
+    val = trainer.val_loader.num_images if trainer.val_loader is not None else 0
+    if 0 < val < MIN_VALIDATION_IMAGES:
+        out.append(f"the validation split holds {val} image(s): its accuracy moves in steps of "
+                   f"{100 / val:.0f}%, too coarse to compare runs; use more data (e.g. a larger "
+                   "--synthetic-size)")
+    return out
 
 
 PROGRESS_EVERY_S = 15.0
