@@ -54,9 +54,9 @@ def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = Fals
     (``--metrics-json``). The nearest existing ancestor must be a writable folder (the
     missing ones are created at write time); an existing ``path`` must be of the right kind.
     """
-    path = Path(path)
-    if str(path) == "":
+    if str(path) == "":  # Path("") would be "." — the current folder, silently
         raise ConfigError(f"{flag}: the path is empty; pass a {'folder' if folder else 'file'} path")
+    path = Path(path)
     if path.exists():
         if folder and not path.is_dir():
             raise ConfigError(f"{flag} {path}: is a file, not a folder; pass a folder path")
@@ -75,6 +75,11 @@ def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = Fals
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: cannot write under {existing} (permission denied); "
                           "choose another path")
+    try:  # what the command would create anyway, now: /proc and read-only mounts fail here
+        (path if folder else path.parent).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot create it ({exc.strerror}); choose another "
+                          "path") from None
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:

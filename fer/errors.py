@@ -15,3 +15,13 @@ class FERDataError(FERError, ValueError):
 
 class ConfigError(FERError, ValueError):
     """A configuration field or command-line flag has a value that cannot work."""
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print as one line on any terminal: a newline, a control character or
+    an undecodable byte of a file name (a lone surrogate) is shown escaped, so that a crafted
+    name can neither forge a line of output nor crash a strict UTF-8 stream."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() and not 0xD800 <= ord(ch) <= 0xDFFF
+                   else ascii(ch)[1:-1] for ch in text)

@@ -73,7 +73,7 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     (["train", "--data", "/no/such.csv"], "no such file or folder"),
     (["train", "--model", "resnet_b99"], "not a timm model"),
     (["train", "--pretrained", "/tmp"], "--pretrained /tmp: a folder; pass a .safetensors"),
-    (["train", "--metrics-json", "/proc/x/m.json", *TINY, "--device", "cpu"], "cannot write"),
+    (["train", "--metrics-json", "/proc/x/m.json", *TINY, "--device", "cpu"], "cannot create it"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, match, capsys):
     try:

@@ -17,6 +17,7 @@ points (:mod:`fer.bench.changepoints`) and report (:mod:`fer.bench.report`) as
 
 from __future__ import annotations
 
+import hashlib
 import re
 import statistics
 from dataclasses import dataclass, field
@@ -104,7 +105,18 @@ def _median(values: list[float]) -> float | None:
 
 
 def _bench_href(name: str, prefix: str = "") -> str:
-    return f"{prefix}bench/{slugify(short_name(name))}.html"
+    return f"{prefix}bench/{unique_slug(short_name(name), name)}.html"
+
+
+def unique_slug(text: str, key: str | None = None) -> str:
+    """A file-name slug of ``text`` that two different names never share: where the readable
+    slug drops characters, a short hash of the name itself (``key``) is added."""
+    slug = slugify(text)
+    key = text if key is None else key
+    if slug == text and key == text:
+        return slug
+    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{slug[:71]}-{digest}"
 
 
 def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str) -> str:
@@ -227,18 +239,22 @@ def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int
                     options: GateOptions | None = None) -> Site:
     """Write the site for the runs under the ``history`` folders into ``out_dir``."""
     runs: list[Run] = []
-    for folder in history:
-        runs += load_history(folder, what="HISTORY_DIR")
+    seen: set[str] = set()
+    for folder in history:  # a folder given twice, or a copy of a run: each run once
+        for run in load_history(folder, what="HISTORY_DIR"):
+            if run.fingerprint not in seen:
+                seen.add(run.fingerprint)
+                runs.append(run)
     if not runs:
         raise CompareError(f"{', '.join(map(str, history))}: no readable benchmark run")
     classes: dict[str, list[Run]] = {}
-    for run in sorted(runs, key=lambda r: (r.datetime, r.path.name)):
+    for run in sorted(runs, key=lambda r: r.order_key):
         classes.setdefault(str(machine_key(run.machine_info)["hardware"]), []).append(run)
     out = Path(out_dir)
     pages: list[Path] = []
     histories = []
     for name, class_runs in sorted(classes.items()):
-        h = ClassHistory(name=name, slug=slugify(name), runs=class_runs)
+        h = ClassHistory(name=name, slug=unique_slug(name), runs=class_runs)
         if len(class_runs) >= 2:
             earlier = class_runs[:-1][-last:] if last else class_runs[:-1]
             try:

@@ -15,6 +15,7 @@ from fer.bench.stats import (
     Row,
     Shift,
 )
+from fer.errors import printable
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
@@ -24,8 +25,15 @@ def _pct(x: float | None, digits: int = 1) -> str:
 def short_name(name: str) -> str:
     """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``, printable: a control character
     (a newline in a crafted name could forge a line of the output) is shown escaped."""
-    short = name.split("::")[-1]
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in short)
+    return printable(name.split("::")[-1])
+
+
+def row_names(c: Comparison) -> dict[str, str]:
+    """How each row is named: its short name, unless two rows would read the same (the same
+    test in two files), then its full name."""
+    shorts = [short_name(r.fullname) for r in c.rows]
+    return {r.fullname: s if shorts.count(s) == 1 else printable(r.fullname)
+            for r, s in zip(c.rows, shorts)}
 
 
 def md_text(text: str) -> str:
@@ -35,7 +43,7 @@ def md_text(text: str) -> str:
 
 def md_name(name: str) -> str:
     """A benchmark name inside a markdown code span: backticks and pipes cannot break out."""
-    return short_name(name).replace("`", "'").replace("|", "\\|")
+    return name.replace("`", "'").replace("|", "\\|")
 
 
 def _interval(j: Judgement) -> str:
@@ -136,7 +144,8 @@ def format_table(c: Comparison) -> str:
     if c.cross_machine:
         lines.append("WARNING: CROSS-MACHINE comparison (--allow-cross-machine): runs come from "
                      "different hardware or software")
-    width = max([len(short_name(r.fullname)) for r in c.rows] + [9])
+    names = row_names(c)
+    width = max([len(n) for n in names.values()] + [9])
     lines.append(f"{'benchmark':<{width}}  {'base s':>9} {'new s':>9} {'change':>7} "
                  f"{'interval':>17} {'noise':>6} {'MDE':>6} {'img/s':>7} {'wait':>7} {'mem':>7}"
                  f"  {'judged by':<10} verdict")
@@ -144,14 +153,14 @@ def format_table(c: Comparison) -> str:
         t = r.time
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
         lines.append(
-            f"{short_name(r.fullname):<{width}}  {seconds(r.base_s):>9} {seconds(r.new_s):>9} "
+            f"{names[r.fullname]:<{width}}  {seconds(r.base_s):>9} {seconds(r.new_s):>9} "
             f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
             f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
             f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {judged_by(r):<10} {shown}")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         lines.append("why:")
-        lines += [f"  {short_name(r.fullname)}: {r.explanation}" for r in explained]
+        lines += [f"  {names[r.fullname]}: {r.explanation}" for r in explained]
     for name in c.added:
         lines.append(f"added:   {short_name(name)}")
     for name in c.removed:
@@ -180,7 +189,8 @@ _ICON = {REGRESSED: ":x: regressed", IMPROVED: ":white_check_mark: improved",
 
 
 def format_markdown(c: Comparison) -> str:
-    out = [f"### fer compare: {c.candidate.label} vs {_baseline_label(c)}", ""]
+    names = row_names(c)
+    out = [f"### fer compare: {md_text(c.candidate.label)} vs {md_text(_baseline_label(c))}", ""]
     if c.cross_machine:
         out += ["> **Cross-machine comparison**: the runs come from different hardware or "
                 "software.", ""]
@@ -189,7 +199,7 @@ def format_markdown(c: Comparison) -> str:
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in c.rows:
         t = r.time
-        out.append(f"| `{md_name(r.fullname)}` | {seconds(r.base_s)} | {seconds(r.new_s)} | "
+        out.append(f"| `{md_name(names[r.fullname])}` | {seconds(r.base_s)} | {seconds(r.new_s)} | "
                    f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
                    f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
                    f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {judged_by(r)} | "
@@ -197,11 +207,11 @@ def format_markdown(c: Comparison) -> str:
     explained = [r for r in c.rows if r.explanation]
     if explained:
         out += ["", "**Why:**", ""]
-        out += [f"- `{md_name(r.fullname)}`: {md_text(r.explanation)}" for r in explained]
+        out += [f"- `{md_name(names[r.fullname])}`: {md_text(r.explanation)}" for r in explained]
     if c.added or c.removed:
         out.append("")
-        out += [f"- added: `{md_name(n)}`" for n in c.added]
-        out += [f"- removed: `{md_name(n)}`" for n in c.removed]
+        out += [f"- added: `{md_name(short_name(n))}`" for n in c.added]
+        out += [f"- removed: `{md_name(short_name(n))}`" for n in c.removed]
     out += ["", unit_line(c)]
     out += [""] + [format_shift(s, markdown=True) for s in pooled_shifts(c)]
     out += ["", f"**{_tally(c)}** ({_settings(c)})"]

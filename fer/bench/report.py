@@ -139,7 +139,8 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ReportError(f"--out {out}: cannot create it ({exc.strerror})") from None
+        raise ReportError(f"--out {out}: cannot create it ({exc.strerror}); pass another "
+                          "folder") from None
     groups, unknown = by_section(runs)
     charts, findings, sections = [], {}, []
     not_drawn: dict[str, list[str]] = {}
@@ -186,7 +187,11 @@ def render_report(paths: list[str | Path], out_dir: str | Path, *,
                   *[f"- {SECTIONS[k]}: `{why}`" for k, whys in not_drawn.items() for why in whys],
                   ""]
     markdown = "\n".join(lines)
-    with atomic_open(out / "report.md", "w") as f:
-        f.write(markdown)
+    try:
+        with atomic_open(out / "report.md", "w") as f:
+            f.write(markdown)
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot write report.md there ({exc.strerror}); pass "
+                          "another folder") from None
     return Report(markdown=markdown, charts=charts, findings=findings, missing=missing,
                   skipped=skipped, unknown=unknown, not_drawn=not_drawn, duplicates=duplicates)

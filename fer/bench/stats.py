@@ -46,6 +46,7 @@ from fer.bench.storage import (
     machine_key,
     sample_kind,
 )
+from fer.errors import printable
 
 __all__ = ["DEFAULT_GATES", "DEFAULT_NOISE", "GATES", "IMPROVED", "INCONCLUSIVE", "METRIC_JUDGES",
            "MIN_HISTORY", "NOT_GATED", "REGRESSED", "UNCHANGED", "VERDICTS", "Comparison",
@@ -213,8 +214,7 @@ class Comparison:
 
 
 def _names(names: list[str], most: int = 3) -> str:
-    short = ["".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in n.split("::")[-1])
-             for n in names]
+    short = [printable(n.split("::")[-1]) for n in names]
     text = ", ".join(short[:most])
     return text + (f" and {len(short) - most} more" if len(short) > most else "")
 

@@ -56,7 +56,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from fer.errors import FERError
+from fer.errors import FERError, printable
 from fer.records import EpochRecord, summarize, timed, upgrade_extra_info
 
 log = logging.getLogger(__name__)
@@ -320,6 +320,25 @@ class Run:
     digest: str = ""  # sha256 of the document as read
 
     @property
+    def order_key(self) -> tuple:
+        """Runs are ordered by their time (time zones honoured; a run without one by its file's
+        modification time), then by file name."""
+        when = None
+        if self.datetime:
+            try:
+                when = dt.datetime.fromisoformat(self.datetime)
+            except ValueError:
+                when = None
+        if when is None:
+            try:
+                when = dt.datetime.fromtimestamp(self.path.stat().st_mtime, dt.timezone.utc)
+            except OSError:
+                when = dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        return (when, self.path.name)
+
+    @property
     def fingerprint(self) -> str:
         """What makes two files the same run: the same document (a copy, or one path twice)."""
         return self.digest or str(self.path.resolve())
@@ -328,7 +347,7 @@ class Run:
     def label(self) -> str:
         commit = str((self.commit_info or {}).get("id") or "")
         is_hash = len(commit) >= 7 and all(ch in "0123456789abcdef" for ch in commit)
-        return self.path.name + (f" ({commit[:8]})" if is_hash else "")
+        return printable(self.path.name) + (f" ({commit[:8]})" if is_hash else "")
 
 
 def machine_key(machine_info: dict) -> dict:
@@ -634,14 +653,20 @@ def load_run(path: str | Path) -> Run:
                                  "file") from None
     try:
         payload = json.loads(text)
+        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
         raise BenchmarkFileError(f"{path}:{exc.lineno}: not a readable JSON file ({exc.msg}); "
                                  f"{_FIX}") from None
     except RecursionError:
         raise BenchmarkFileError(f"{path}: nested too deeply to be a benchmark run; "
                                  f"{_FIX}") from None
+    except UnicodeEncodeError:
+        raise BenchmarkFileError(f"{path}: holds text that is not valid Unicode (a lone "
+                                 f"surrogate escape); {_FIX}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
+        raise BenchmarkFileError(f"{path}: not a readable JSON file ({exc}); {_FIX}") from None
     run = validate_payload(payload, path)
-    run.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    run.digest = hashlib.sha256(canonical).hexdigest()  # a re-indented copy is the same run
     return run
 
 
@@ -660,15 +685,17 @@ def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
         try:
             run = load_run(p)
         except BenchmarkFileError as exc:  # one bad file must not block a history
-            log.warning("skipping %s", exc)
+            log.warning("skipping %s", printable(str(exc)))
             continue
         if run.interrupted:
             log.warning("skipping %s: an interrupted run (stopped before the suite's end, %d "
-                        "benchmark(s)); a history holds complete runs only", p, len(run.benchmarks))
+                        "benchmark(s)); a history holds complete runs only",
+                        printable(str(p)), len(run.benchmarks))
             continue
-        if run.fingerprint in seen:
-            log.warning("skipping %s: the same run as %s (a copy)", p, seen[run.fingerprint])
+        if run.fingerprint in seen:  # a copy: the same measurements, said once, not judged twice
+            log.info("skipping %s: the same run as %s", printable(str(p)),
+                     printable(str(seen[run.fingerprint])))
             continue
         seen[run.fingerprint] = p
         runs.append(run)
-    return sorted(runs, key=lambda r: (r.datetime, r.path.name))
+    return sorted(runs, key=lambda r: r.order_key)

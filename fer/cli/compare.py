@@ -29,7 +29,7 @@ def _load_baselines(paths: list[str]) -> list:
             runs += found
         else:
             runs.append(load_run(path))
-    return sorted(runs, key=lambda r: (r.datetime, r.path.name))
+    return sorted(runs, key=lambda r: r.order_key)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from importlib import import_module
 
 from fer.cli.args import EXIT_USAGE, Parser
-from fer.errors import FERError
+from fer.errors import FERError, printable
 
 COMMANDS = ("train", "profile", "compare", "report", "dashboard", "data")
 
@@ -52,7 +52,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except FERError as exc:
-        print(f"fer {args.command}: error: {exc}", file=sys.stderr)
+        print(f"fer {args.command}: error: {printable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"fer {args.command}: interrupted", file=sys.stderr)
