@@ -75,8 +75,11 @@ def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = Fals
     if not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"{flag} {path}: cannot write under {existing} (permission denied); "
                           "choose another path")
+    target = path if folder else path.parent
     try:  # what the command would create anyway, now: /proc and read-only mounts fail here
-        (path if folder else path.parent).mkdir(parents=True, exist_ok=True)
+        target.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target, prefix=".fer-check-"):
+            pass  # a file can be written there (root passes os.access everywhere)
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot create it ({exc.strerror}); choose another "
                           "path") from None

@@ -34,6 +34,8 @@ AUTO = "auto"
 #: to a multiple of 8. Upscaling a 48-pixel face further adds no information, and the resize
 #: allocates batch x size^2 floats per step (--image-size 10000 at batch 64: 25.6 GB).
 MAX_IMAGE_SIZE = 640
+#: the most synthetic faces a run draws (uint8 48x48: 2.1 GiB in memory)
+MAX_SYNTHETIC = 1_000_000
 ALL = ("train", "profile", "data")  # the commands that take a field shared with `fer data`
 
 
@@ -248,6 +250,12 @@ class TrainConfig:
         for name in ("synthetic_size", "prefetch_factor", "max_steps_per_epoch", "devices"):
             if getattr(self, name) is not None:
                 self._at_least(name, 1)
+        if self.synthetic_size is not None and self.synthetic_size > MAX_SYNTHETIC:
+            raise ConfigError(f"{flag('synthetic_size')} {self.synthetic_size:,} is above "
+                              f"{MAX_SYNTHETIC:,} images ({MAX_SYNTHETIC * 48 * 48 / 2**30:.0f} "
+                              "GiB of 48x48 faces); FER2013 has 35,887, pass fewer")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError(f"{flag('seed')} must be in [0, 2**32), got {self.seed}")
         if self.learning_rate is not None and not (
                 isinstance(self.learning_rate, (int, float))
                 and 0 < self.learning_rate < float("inf")):

@@ -68,6 +68,9 @@ def under_a_file(tmp_path):
     ["data", "inspect", "/no/such/file.csv"],
     ["data", "synth", "--out", "UNDER_A_FILE"],
     ["data", "synth", "--out", "x.csv", "--n", "0"],
+    ["data", "synth", "--out", "x.csv", "--n", str(10**12)],  # 8 TB of faces: refused
+    ["data", "synth", "--out", "x.csv", "--seed", str(2**64)],
+    ["data", "preview", "--out", "/proc/no/x.png"],
     ["data", "inspect"],
     ["nonsense"],
 ])
@@ -102,3 +105,12 @@ def test_skip_bad_rows_applies_to_ferplus_votes(tmp_path, capsys):
     assert main([*argv, "--skip-bad-rows"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["images"] == 2 and summary["skipped"][0]["line"] == 3
+
+
+def test_a_label_of_thousands_of_digits_is_a_bad_row(tmp_path, capsys):
+    csv = tmp_path / "fer2013.csv"
+    pixels = " ".join(["0"] * 2304)
+    csv.write_text(f"emotion,pixels,Usage\n{'9' * 5000},{pixels},Training\n0,{pixels},Training\n")
+    assert main(["data", "inspect", str(csv)]) == 2
+    err = capsys.readouterr().err
+    assert "fer2013.csv:2: emotion" in err and "is not a label 0-6" in err and err.count("\n") == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 from fer.atomic import atomic_open, check_output_path
 from fer.cli.args import HelpFormatter, Parser, add_config_flags, config_from_args, positive_int
+from fer.config import MAX_SYNTHETIC
 from fer.errors import FERDataError
 
 
@@ -101,6 +103,23 @@ def _cmd_data_preview(args) -> int:
     return 0
 
 
+def seed_value(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 2**32)")
+    return value
+
+
+def synthetic_count(text: str) -> int:
+    value = positive_int(text)
+    if value > MAX_SYNTHETIC:
+        raise argparse.ArgumentTypeError(f"{text!r} is above {MAX_SYNTHETIC:,} images")
+    return value
+
+
 def register(sub, full: bool = True) -> None:
     data = sub.add_parser("data", help="inspect data sources, write synthetic data",
                           formatter_class=HelpFormatter)
@@ -140,8 +159,8 @@ def register(sub, full: bool = True) -> None:
                     "format (emotion,pixels,Usage), readable by any FER2013 reader.",
         formatter_class=HelpFormatter)
     synth.add_argument("--out", required=True, help="output CSV path")
-    synth.add_argument("--n", type=positive_int, default=35887,
-                       help="number of images (FER2013's 35,887 by default)")
-    synth.add_argument("--seed", type=int, default=0, help="seed of the faces drawn")
+    synth.add_argument("--n", type=synthetic_count, default=35887,
+                       help="number of images (FER2013's 35,887 by default; at most 1,000,000)")
+    synth.add_argument("--seed", type=seed_value, default=0, help="seed of the faces drawn")
     synth.add_argument("--imbalance", action="store_true", help="FER2013's class imbalance")
     synth.set_defaults(func=_cmd_data_synth)

@@ -120,7 +120,7 @@ def _parse_csv(path: Path, on_error: str) -> FERData:
         label = UNLABELED
         if emotion_col is not None:
             text = fields[emotion_col].strip().strip(b'"')
-            if not text.isdigit() or int(text) >= len(FER2013_CLASSES):
+            if not text.isdigit() or len(text) > 3 or int(text) >= len(FER2013_CLASSES):
                 bad(line_no, f"emotion {text.decode(errors='replace')!r} is not a label 0-6 "
                              f"({', '.join(FER2013_CLASSES)}); fix the row or pass --skip-bad-rows")
                 continue
