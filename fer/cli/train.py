@@ -228,7 +228,10 @@ def data_warnings(trainer) -> list[str]:
         out.append(f"the batch ({trainer.global_batch}) exceeds the {train} training images: "
                    "every epoch is one partial batch; lower --batch-size or use more data")
     val = trainer.val_loader.num_images if trainer.val_loader is not None else 0
-    if 0 < val < MIN_VALIDATION_IMAGES:
+    if val == 0:
+        out.append("there is no validation split: accuracy is not measured; use more data "
+                   "(e.g. a larger --synthetic-size) or a source with a validation split")
+    elif val < MIN_VALIDATION_IMAGES:
         out.append(f"the validation split holds {val} image(s): its accuracy moves in steps of "
                    f"{100 / val:.0f}%, too coarse to compare runs; use more data (e.g. a larger "
                    "--synthetic-size)")

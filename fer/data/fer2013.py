@@ -57,7 +57,8 @@ def read_fer2013_csv(path: str | Path, *, on_error: str = "raise", cache: bool =
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
     if not path.is_file():
-        raise FERDataError(f"{path}: no such file; pass the path of fer2013.csv (or 'synthetic')")
+        kind = "not a regular file (a pipe or a device)" if path.exists() else "no such file"
+        raise FERDataError(f"{path}: {kind}; pass the path of fer2013.csv (or 'synthetic')")
     if not cache:
         return _parse_csv(path, on_error)
     return cached_load(path, f"csv-v{PARSER_VERSION}-{on_error}", lambda: _parse_csv(path, on_error))
