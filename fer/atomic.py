@@ -63,25 +63,22 @@ def check_output_path(path: str | os.PathLike, flag: str, *, folder: bool = Fals
         if not folder and path.is_dir():
             raise ConfigError(f"{flag} {path}: is a folder; pass a file path (e.g. "
                               f"{path / 'out.json'})")
-        target = path if folder else path.parent
-        if not os.access(target, os.W_OK):
-            raise ConfigError(f"{flag} {path}: {target} is not writable; choose another path")
-        return
-    parent = path.absolute().parent
-    existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir():
-        raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder, so nothing can be "
-                          "written under it; choose another path")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"{flag} {path}: cannot write under {existing} (permission denied); "
-                          "choose another path")
+    else:
+        parent = path.absolute().parent
+        existing = next((p for p in (parent, *parent.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir():
+            raise ConfigError(f"{flag} {path}: {existing} is a file, not a folder, so nothing can "
+                              "be written under it; choose another path")
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(f"{flag} {path}: cannot write under {existing} (permission "
+                              "denied); choose another path")
     target = path if folder else path.parent
     try:  # what the command would create anyway, now: /proc and read-only mounts fail here
         target.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target, prefix=".fer-check-"):
             pass  # a file can be written there (root passes os.access everywhere)
     except OSError as exc:
-        raise ConfigError(f"{flag} {path}: cannot create it ({exc.strerror}); choose another "
+        raise ConfigError(f"{flag} {path}: cannot write there ({exc.strerror}); choose another "
                           "path") from None
 
 

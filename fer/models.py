@@ -73,7 +73,9 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise ConfigError(f"{path}: reading .safetensors needs the safetensors package "
                           "(pip install safetensors)") from None
     except Exception as exc:
-        raise ConfigError(f"{path}: not a readable weight file ({type(exc).__name__}: {exc})") from None
+        raise ConfigError(f"{path}: not a readable weight file (torch could not load it: "
+                          f"{type(exc).__name__}); pass a .safetensors or .pth state dict saved "
+                          "with torch.save or safetensors") from None
     for key in ("state_dict", "model", "model_state_dict"):  # common checkpoint wrappers
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]

@@ -75,7 +75,7 @@ def test_train_checkpoint_and_resume(tmp_path, capsys):
     (["train", "--pretrained", "/tmp"], "--pretrained /tmp: a folder; pass a .safetensors"),
     (["train", "--seed", str(2**64)], "--seed must be in [0, 2**32)"),
     (["train", "--synthetic-size", str(10**13)], "is above 1,000,000 images"),
-    (["train", "--metrics-json", "/proc/x/m.json", *TINY, "--device", "cpu"], "cannot create it"),
+    (["train", "--metrics-json", "/proc/x/m.json", *TINY, "--device", "cpu"], "cannot write there"),
 ])
 def test_user_errors_are_one_line_exit_2(argv, match, capsys):
     try:

@@ -113,6 +113,14 @@ def seed_value(text: str) -> int:
     return value
 
 
+def per_class_count(text: str) -> int:
+    value = positive_int(text)
+    if value > 50:
+        raise argparse.ArgumentTypeError(f"{text!r} is above 50 faces per class (a grid of 7 x "
+                                         f"{value} faces is not a look at the data)")
+    return value
+
+
 def synthetic_count(text: str) -> int:
     value = positive_int(text)
     if value > MAX_SYNTHETIC:
@@ -146,7 +154,8 @@ def register(sub, full: bool = True) -> None:
     preview.add_argument("source", nargs="?", default="synthetic",
                          help="fer2013.csv, an image folder, or 'synthetic'")
     preview.add_argument("--out", default="faces.png", help="the PNG to write")
-    preview.add_argument("--per-class", type=positive_int, default=10, help="faces per class")
+    preview.add_argument("--per-class", type=per_class_count, default=10,
+                         help="faces per class (at most 50)")
     if full:
         add_config_flags(preview, "data")
     preview.add_argument("--no-cache", action="store_true",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 
+from fer.atomic import check_output_path
 from fer.bench.report import render_report
 from fer.cli.args import HelpFormatter
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    check_output_path(args.out, "--out", folder=True)  # before any work
     report = render_report(args.runs, args.out, allow_cross_machine=args.allow_cross_machine)
     print(f"wrote {args.out}/report.md and {len(report.charts)} charts")
     for key, finding in report.findings.items():
