@@ -43,7 +43,8 @@ def _record(path: Path, data) -> Path:
     bench = _Benchmark()
     benchmark_epochs(bench, config, data, experiment="explain", group="explain", scale=scale)
     machine = json.loads((FIXTURES / "base.json").read_text())["machine_info"]
-    payload = {"machine_info": machine, "commit_info": {}, "datetime": f"2026-01-0{path.stem[0]}T00:00:00",  # runs are ordered by it
+    when = f"2026-01-0{path.stem[0]}T00:00:00"  # runs are ordered by their time
+    payload = {"machine_info": machine, "commit_info": {}, "datetime": when,
                "version": "5.2.3", "benchmarks": [{
                    "name": "test_step", "fullname": "t.py::test_step", "group": "explain",
                    "stats": {"median": statistics.median(bench.rounds), "data": bench.rounds,
