@@ -38,14 +38,25 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def positive_int(text: str) -> int:
+def int_in(text: str, low: int, high: int | None = None) -> int:
+    """``text`` as an integer in [low, high] (argparse's type check, one line on failure)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    if value < low:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= {low}")
+    if high is not None and value > high:
+        raise argparse.ArgumentTypeError(f"{text!r} must be <= {high:,}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return int_in(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    return int_in(text, 0)
 
 
 #: the baseline: the newest N earlier runs (fer compare, fer dashboard)
@@ -63,16 +74,6 @@ def add_baseline_options(parser: argparse.ArgumentParser, *, threshold: float) -
 def check_last(last: int) -> None:
     if last < 0:
         raise ConfigError(f"--last {last}: must be >= 0 (0: every earlier run)")
-
-
-def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
 
 
 def _value_type(annotation: str):
