@@ -693,7 +693,7 @@ def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
                         printable(str(p)), len(run.benchmarks))
             continue
         if run.fingerprint in seen:  # a copy: the same measurements, said once, not judged twice
-            log.info("skipping %s: the same run as %s", printable(str(p)),
+            log.debug("skipping %s: the same run as %s", printable(str(p)),
                      printable(str(seen[run.fingerprint])))
             continue
         seen[run.fingerprint] = p
