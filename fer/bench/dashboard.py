@@ -26,7 +26,7 @@ from pathlib import Path
 
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint, history_change_points
-from fer.bench.render import format_shift, judged_by, pooled_shifts, seconds, short_name, unit_line
+from fer.bench.render import format_shift, judged_by, pooled_shifts, seconds, unit_line
 from fer.bench.report import ReportError, render_report
 from fer.bench.stats import (
     REGRESSED,
@@ -36,8 +36,8 @@ from fer.bench.stats import (
     GateOptions,
     compare,
 )
-from fer.bench.storage import Run, load_history, machine_key
-from fer.bench.trends import group_charts, groups_of
+from fer.bench.storage import Run, load_history, machine_key, short_name
+from fer.bench.trends import group_charts, groups_of, median_or_none
 
 CSS = """
 body { font: 14px/1.45 system-ui, sans-serif; margin: 24px auto; max-width: 1180px; color: #222;
@@ -98,10 +98,6 @@ def _write(path: Path, text: str, pages: list[Path]) -> None:
     with atomic_open(path, "w") as f:
         f.write(text)
     pages.append(path)
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
 
 
 def _bench_href(name: str, prefix: str = "") -> str:
@@ -197,10 +193,10 @@ def _bench_page(h: ClassHistory, name: str) -> str:
         if b is None:
             continue
         times = b.epoch_times()
-        wait = _median(b.wait_shares())
+        wait = median_or_none(b.wait_shares())
         cal = b.calibration_s
         peak = b.peak_memory_bytes
-        rate = _median(b.throughputs())
+        rate = median_or_none(b.throughputs())
         runs_table.append(
             f'<tr id="run-{i}"><td>{i}</td><td class="name">'
             f'{escape(str((run.commit_info or {}).get("id") or "")[:12])}</td>'

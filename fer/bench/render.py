@@ -15,17 +15,12 @@ from fer.bench.stats import (
     Row,
     Shift,
 )
+from fer.bench.storage import short_name
 from fer.errors import printable
 
 
 def _pct(x: float | None, digits: int = 1) -> str:
     return "-" if x is None else f"{100 * x:+.{digits}f}%"
-
-
-def short_name(name: str) -> str:
-    """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``, printable: a control character
-    (a newline in a crafted name could forge a line of the output) is shown escaped."""
-    return printable(name.split("::")[-1])
 
 
 def row_names(c: Comparison) -> dict[str, str]:

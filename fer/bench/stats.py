@@ -45,8 +45,8 @@ from fer.bench.storage import (
     is_calibrated,
     machine_key,
     sample_kind,
+    short_name,
 )
-from fer.errors import printable
 
 __all__ = ["DEFAULT_GATES", "DEFAULT_NOISE", "GATES", "IMPROVED", "INCONCLUSIVE", "METRIC_JUDGES",
            "MIN_HISTORY", "NOT_GATED", "REGRESSED", "UNCHANGED", "VERDICTS", "Comparison",
@@ -102,7 +102,6 @@ class GateOptions:
         if unknown or not self.gate_on:
             raise CompareError(f"--gate-on {','.join(self.gate_on)}: use a comma-separated list "
                                f"of {', '.join(gates)}")
-
 
 
 @dataclass
@@ -214,7 +213,7 @@ class Comparison:
 
 
 def _names(names: list[str], most: int = 3) -> str:
-    short = [printable(n.split("::")[-1]) for n in names]
+    short = [short_name(n) for n in names]
     text = ", ".join(short[:most])
     return text + (f" and {len(short) - most} more" if len(short) > most else "")
 
@@ -252,15 +251,14 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
         member = Member(name, level(new), {i: level(b) for i, b in runs})
         # the unit the judged levels are shown in: seconds (images/s) at the baseline runs'
         # machine speed, so that new / base - 1 is the change judged
-        speed = math.exp(statistics.fmean(math.log(b.calibration_s) for b in olds)) \
+        base_speed = math.exp(statistics.fmean(math.log(b.calibration_s) for b in olds)) \
             if calibrated else 1.0
-        unit = 1 / speed if metric == "throughput" and calibrated else speed
+        unit = 1 / base_speed if metric == "throughput" and calibrated else base_speed
         benches[name] = (new, olds, unit, label)
         if new.disturbed:
             disturbed[name] = f"a disturbed machine when it was measured: {new.disturbed}"
         elif calibrated:
-            speed = math.log(new.calibration_s) - statistics.fmean(
-                math.log(b.calibration_s) for b in olds)
+            speed = math.log(new.calibration_s / base_speed)
             if abs(speed) > math.log1p(DISTURBED):
                 disturbed[name] = (f"a disturbed machine: the reference workload ran "
                                    f"{math.exp(speed):.2g}x its baseline time")
@@ -378,9 +376,10 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
                      "its missing benchmarks are listed as removed")
     for name, new in sorted(candidate.benchmarks.items()):
         found = [(i, r.benchmarks[name]) for i, r in enumerate(base_runs) if name in r.benchmarks]
-        same = [(i, b) for i, b in found if not new.differs_from(b)]  # the same work
+        differences = [new.differs_from(b) for _, b in found]
+        same = [ib for ib, differs in zip(found, differences) if not differs]  # the same work
         if found and not same:
-            other_work[name] = new.differs_from(found[-1][1])
+            other_work[name] = differences[-1]
             continue
         mixed += len(same) < len(found)
         quiet = [(i, b) for i, b in same if b.disturbed is None]  # marked when saved

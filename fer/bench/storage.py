@@ -185,13 +185,26 @@ class Bench:
         value = cal.get("median_s") if isinstance(cal, dict) else None
         return float(value) if _is_number(value) and value > 0 else None
 
+    def _peak_memory(self, kind: str | None) -> int | None:
+        peaks = [int(r["peak_mem_bytes"]) for r in self.extra_info.get("records") or []
+                 if isinstance(r, dict) and _is_number(r.get("peak_mem_bytes"))
+                 and r["peak_mem_bytes"] and kind in (None, r.get("peak_mem_kind"))]
+        return max(peaks) if peaks else None
+
     @property
     def peak_cuda_memory(self) -> int | None:
         """Peak CUDA memory over the benchmark's epochs; None off CUDA (RSS is not a gate)."""
-        peaks = [int(r["peak_mem_bytes"]) for r in self.extra_info.get("records") or []
-                 if isinstance(r, dict) and r.get("peak_mem_kind") == "cuda_max_allocated"
-                 and r.get("peak_mem_bytes")]
-        return max(peaks) if peaks else None
+        return self._peak_memory("cuda_max_allocated")
+
+    @property
+    def peak_memory_bytes(self) -> int | None:
+        """The largest peak memory of any epoch (CUDA, else the process's RSS)."""
+        return self._peak_memory(None)
+
+    def _object(self, key: str) -> dict:
+        """``extra_info[key]`` where it is an object, else an empty one."""
+        value = self.extra_info.get(key)
+        return value if isinstance(value, dict) else {}
 
     #: what identifies a benchmark beyond its name: two benchmarks that differ in one of these
     #: measured different work and are never judged as one
@@ -202,8 +215,7 @@ class Bench:
     def identity(self) -> dict[str, Any]:
         """The configuration that identifies this benchmark's work (the resolved plan where it
         was stored, else the configuration); keys a run did not store are absent."""
-        plan = self.extra_info.get("plan")
-        plan = plan if isinstance(plan, dict) else {}
+        plan = self._object("plan")
         out: dict[str, Any] = {}
         if self.scale and self.scale.get("name"):
             out["scale"] = self.scale["name"]
@@ -232,21 +244,17 @@ class Bench:
     @property
     def scale(self) -> dict | None:
         """The perf scale the benchmark ran at (name, model, device, ...)."""
-        value = self.extra_info.get("scale")
-        return value if isinstance(value, dict) else None
+        return self._object("scale") or None
 
     @property
     def config(self) -> dict:
         """The TrainConfig the benchmark ran (empty for runs that did not store it)."""
-        value = self.extra_info.get("config")
-        return value if isinstance(value, dict) else {}
+        return self._object("config")
 
     @property
     def device_type(self) -> str:
         """"cuda", "cpu" (from the resolved plan, else the device stored), or ""."""
-        plan = self.extra_info.get("plan")
-        value = (plan.get("device_type") if isinstance(plan, dict) else None) \
-            or self.extra_info.get("device") or ""
+        value = self._object("plan").get("device_type") or self.extra_info.get("device") or ""
         return str(value).split(":")[0]
 
     @property
@@ -257,26 +265,22 @@ class Bench:
         return int(n)
 
     @property
-    def peak_memory_bytes(self) -> int | None:
-        """The largest peak memory of any epoch (CUDA, else the process's RSS)."""
-        peaks = [int(r["peak_mem_bytes"]) for r in self.extra_info.get("records") or []
-                 if isinstance(r, dict) and _is_number(r.get("peak_mem_bytes"))
-                 and r["peak_mem_bytes"]]
-        return max(peaks) if peaks else None
-
-    @property
     def kernels_per_step(self) -> float | None:
         """CUDA kernels launched per profiled step (None off CUDA or unprofiled)."""
-        value = self.extra_info.get("step_breakdown")
-        value = value.get("kernels_per_step") if isinstance(value, dict) else None
+        value = self._object("step_breakdown").get("kernels_per_step")
         return float(value) if _is_number(value) else None
 
     @property
     def step_breakdown(self) -> dict | None:
         """The profiled steps after the timed epochs (ms per op category, ops per step)."""
-        value = self.extra_info.get("step_breakdown")
-        return value if isinstance(value, dict) and isinstance(value.get("ms_per_step"), dict) \
-            else None
+        value = self._object("step_breakdown")
+        return value if isinstance(value.get("ms_per_step"), dict) else None
+
+
+def short_name(name: str) -> str:
+    """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``, printable: a control character
+    (a newline in a crafted name could forge a line of the output) is shown escaped."""
+    return printable(name.split("::")[-1])
 
 
 #: the quantile of an epoch's step times that stands for the epoch in step samples
@@ -694,7 +698,7 @@ def load_history(folder: str | Path, what: str = "--history") -> list[Run]:
             continue
         if run.fingerprint in seen:  # a copy: the same measurements, said once, not judged twice
             log.debug("skipping %s: the same run as %s", printable(str(p)),
-                     printable(str(seen[run.fingerprint])))
+                      printable(str(seen[run.fingerprint])))
             continue
         seen[run.fingerprint] = p
         runs.append(run)

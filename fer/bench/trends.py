@@ -13,9 +13,8 @@ from pathlib import Path
 from fer.atomic import atomic_open
 from fer.bench.changepoints import ChangePoint
 from fer.bench.noise import REGRESSED
-from fer.bench.render import short_name
 from fer.bench.stats import Comparison
-from fer.bench.storage import Run
+from fer.bench.storage import Run, short_name
 from fer.bench.svg import Point, Series, line_chart
 
 
@@ -31,7 +30,8 @@ def run_label(run: Run) -> str:
     return " ".join(x for x in (commit, date) if x) or run.path.stem[:18]
 
 
-def _median(values: list[float]) -> float | None:
+def median_or_none(values: list[float]) -> float | None:
+    """The median, or None for no values."""
     return statistics.median(values) if values else None
 
 
@@ -55,7 +55,7 @@ def group_charts(runs: list[Run], names: list[str], *, title: str,
             b = run.benchmarks.get(name)
             if b is None:
                 continue
-            t, rate = _median(b.epoch_times()), _median(b.throughputs())
+            t, rate = median_or_none(b.epoch_times()), median_or_none(b.throughputs())
             commit = str((run.commit_info or {}).get("id") or "")[:12] or run.path.name
             tip = (f"{short_name(name)} | {commit} {run.datetime[:19]} | "
                    f"{t:.4g} s/epoch" + (f", {rate:,.0f} img/s" if rate else ""))

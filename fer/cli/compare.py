@@ -33,10 +33,8 @@ def _load_baselines(paths: list[str]) -> list:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    # lazy: numpy: every fer command imports this module
+    # lazy: numpy (change points): every fer command imports this module
     from fer.bench.changepoints import MIN_SIZE, history_change_points
-
-    # lazy: numpy: every fer command imports this module
     from fer.bench.render import format_change_points, format_markdown, format_table
 
     check_last(args.last)

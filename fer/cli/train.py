@@ -101,14 +101,14 @@ def _train(config: TrainConfig) -> int:
     if config.checkpoint_dir and int(os.environ.get("RANK", "0")) == 0:  # rank 0 writes them
         folder_lock = lock_folder(config.checkpoint_dir)
     try:
-        return _train_locked(config, build_trainer)
+        return _run(config, build_trainer(config))
     finally:
         if folder_lock is not None:
             folder_lock.close()
 
 
-def _train_locked(config: TrainConfig, build_trainer) -> int:
-    trainer = build_trainer(config)
+def _run(config: TrainConfig, trainer) -> int:
+    """Train, print each epoch, write the run folder and --metrics-json."""
     if not trainer.dist.is_main:  # only rank 0 prints and writes
         logging.getLogger("fer").setLevel(logging.WARNING)
         trainer.fit()

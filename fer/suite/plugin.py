@@ -38,6 +38,7 @@ from fer.suite.summary import PerfSession, disturbances, expected_duration, form
 
 DEFAULT_STORAGE = "file://./.benchmarks"
 
+
 def pytest_addoption(parser) -> None:
     group = parser.getgroup("fer", "fer perf suite")
 

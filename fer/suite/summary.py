@@ -30,6 +30,12 @@ _NEWEST = 5
 _MAX_JSON_BYTES = 64 * 2**20
 
 
+def _calibration_s(result: dict) -> float | None:
+    """The reference workload's median time beside one finished benchmark."""
+    value = (result["extra"].get("calibration") or {}).get("median_s")
+    return float(value) if isinstance(value, (int, float)) and value > 0 else None
+
+
 @dataclass
 class PerfSession:
     """The perf suite's state of one pytest session (kept in ``config.stash``)."""
@@ -49,8 +55,7 @@ class PerfSession:
 
     def calibration_s(self) -> list[float]:
         """The reference workload's median time of each finished benchmark."""
-        values = [(r["extra"].get("calibration") or {}).get("median_s") for r in self.results]
-        return [v for v in values if isinstance(v, (int, float)) and v > 0]
+        return [v for v in map(_calibration_s, self.results) if v is not None]
 
     def facts(self) -> dict:
         """What the JSON keeps of the session (``fer_session``): its duration, the points it
@@ -74,8 +79,8 @@ def disturbances(results: list[dict]) -> dict[str, str]:
     :data:`CALIBRATION_VS_SESSION` of the session's median. Stored in the JSON as
     ``extra_info["disturbed"]``; `fer compare` leaves such runs out of a baseline and calls
     such a candidate inconclusive."""
-    cals = {r["name"]: (r["extra"].get("calibration") or {}).get("median_s") for r in results}
-    known = [c for c in cals.values() if isinstance(c, (int, float)) and c > 0]
+    cals = {r["name"]: _calibration_s(r) for r in results}
+    known = [c for c in cals.values() if c is not None]
     session = statistics.median(known) if len(known) >= 3 else None
     found = {}
     for r in results:
@@ -86,7 +91,7 @@ def disturbances(results: list[dict]) -> dict[str, str]:
             reasons.append(f"its epochs spread {max(walls) / min(walls):.1f}x (slowest over "
                            "fastest)")
         cal = cals[r["name"]]
-        if session and isinstance(cal, (int, float)) and cal > CALIBRATION_VS_SESSION * session:
+        if session and cal is not None and cal > CALIBRATION_VS_SESSION * session:
             reasons.append(f"the reference workload ran {cal / session:.1f}x the session's "
                            "median beside it")
         if reasons:
