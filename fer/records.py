@@ -15,6 +15,8 @@ Nothing here imports torch.
     records       every EpochRecord (as dicts), the warm-up first with "warmup": true
     summary       medians over the timed epochs (:func:`summarize`)
     gpu_sampling  NVML utilisation and memory (GPU only)
+    step_breakdown  a few profiled steps after the timed epochs (fer.profiling)
+    counters      exact counts per step after the timed epochs (fer.counters)
     ...           experiment-specific extras (convergence curves, profiler categories)
 
 Runs written before schema 2 (no ``schema`` key) named the experiment by its

@@ -33,9 +33,11 @@ def write_fer_csv(path: Path, n: int = 6, seed: int = 0) -> tuple[np.ndarray, np
 def make_run(path: Path, benches: dict, *, calibration: float | None = None,
              cuda_mem: dict | None = None, when: str = "2026-01-01T00:00:00",
              group: str | dict[str, str] = "gate", commit: str | None = None,
-             breakdown: dict[str, float] | None = None) -> Path:
+             breakdown: dict[str, float] | None = None,
+             counters: dict[str, dict] | None = None) -> Path:
     """A run file of the harness's shape: per benchmark its timed epochs (and a warm-up),
-    optionally the calibration, peak CUDA memory and a step breakdown (ms per category)."""
+    optionally the calibration, peak CUDA memory, a step breakdown (ms per category) and
+    counters (per benchmark, ``extra_info["counters"]`` as :mod:`fer.counters` writes it)."""
     base = json.loads((HISTORY / "base.json").read_text())
     entries = []
     for name, times in benches.items():
@@ -52,6 +54,8 @@ def make_run(path: Path, benches: dict, *, calibration: float | None = None,
         if breakdown:
             extra["step_breakdown"] = {"steps": 3, "ms_per_step": dict(breakdown),
                                        "ops_per_step": 1000.0, "kernels_per_step": None}
+        if counters and name in counters:
+            extra["counters"] = counters[name]
         if calibration:
             extra["calibration"] = {"median_s": calibration, "samples_s": [calibration]}
         ordered = sorted(times)

@@ -1,4 +1,5 @@
-"""Why a benchmark moved: the step breakdown and the data-wait share, before and after.
+"""Why a benchmark moved: the exact counters, the step breakdown and the data-wait share,
+before and after.
 
 Each perf benchmark stores ``extra_info["step_breakdown"]`` (a few profiled steps
 after its timed epochs: time per step in each op category, ops and kernels per
@@ -8,7 +9,8 @@ baseline runs' breakdowns against the candidate's and names what moved::
     +1.9 ms/step: optimizer +1.6, elementwise +0.3; kernels/step 412 -> 1,310;
     data wait 2% -> 15% of the epoch
 
-Categories are listed by the size of their change, down to a tenth of the
+The counters that moved lead (``fer.bench.counts``: ``aten ops/step 712 -> 713 (+1:
+aten::_local_scalar_dense)``), then the categories, listed by the size of their change, down to a tenth of the
 total change; the data-wait share is named when it moved by 2 points or more.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 
+from fer.bench.counts import describe
 from fer.bench.storage import Bench
 
 #: a data-wait share that moved by this many points is named
@@ -47,7 +50,8 @@ def explain(new: Bench, olds: list[Bench], change: float | None = None) -> str |
     """One line naming what moved between ``olds`` (the baseline runs) and ``new``; with the
     benchmark's ``change`` (time), a step breakdown that moved the other way says so: its few
     profiled steps, after the timed epochs, then do not stand for the epochs."""
-    parts = []
+    counted = describe(new, olds)  # exact counts first: they say what the milliseconds cannot
+    parts = [counted] if counted else []
     before, after = _mean_breakdown(olds), _mean_breakdown([new])
     if before and after:
         cats = set(before["ms_per_step"]) | set(after["ms_per_step"])

@@ -132,6 +132,7 @@ class Judgement:
     estimate: float | None = None  # the change judged: the run's shift when judged together
     judged: str = ""  # "with the run" (pooled), "apart" (alone), "" (not a noise-model metric)
     mde_alone: float | None = None  # what a change of this benchmark alone must exceed
+    detail: str = ""  # what moved, in words (the counters: which counter, which operators)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -53,6 +53,8 @@ def _other(r: Row, metric: str) -> str:
         return "-"
     if metric == "data_wait":
         text = f"{100 * j.change:+.1f}pt"
+    elif metric == "counters" and j.verdict == UNCHANGED:
+        text = "same"
     else:
         text = _pct(j.change)
     return text + ("!" if j.verdict == REGRESSED else "")
@@ -122,6 +124,9 @@ def pooled_shifts(c: Comparison) -> list[Shift]:
 def format_shift(s: Shift, markdown: bool = False) -> str:
     """One line: how the run as a whole moved, and who moved apart from it."""
     what = "time" if s.metric == "time" else s.metric
+    sample = (s.method or "").rpartition(", ")[2]
+    if s.metric == "time" and sample.endswith("times"):
+        what = f"time, {'the whole epoch' if sample.startswith('epoch') else 'the typical step'}"
     verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
     if s.verdict == NOT_GATED:
         verdict = "shown only (--pool none)"
@@ -143,7 +148,7 @@ def format_table(c: Comparison) -> str:
     width = max([len(n) for n in names.values()] + [9])
     lines.append(f"{'benchmark':<{width}}  {'base s':>9} {'new s':>9} {'change':>7} "
                  f"{'interval':>17} {'noise':>6} {'MDE':>6} {'img/s':>7} {'wait':>7} {'mem':>7}"
-                 f"  {'judged by':<10} verdict")
+                 f" {'counts':>7}  {'judged by':<10} verdict")
     for r in c.rows:
         t = r.time
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
@@ -151,7 +156,8 @@ def format_table(c: Comparison) -> str:
             f"{names[r.fullname]:<{width}}  {seconds(r.base_s):>9} {seconds(r.new_s):>9} "
             f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
             f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
-            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7}  {judged_by(r):<10} {shown}")
+            f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7} {_other(r, 'counters'):>7}  "
+            f"{judged_by(r):<10} {shown}")
     explained = [r for r in c.rows if r.explanation]
     if explained:
         lines.append("why:")
@@ -190,14 +196,15 @@ def format_markdown(c: Comparison) -> str:
         out += ["> **Cross-machine comparison**: the runs come from different hardware or "
                 "software.", ""]
     out += ["| benchmark | base s | new s | change | interval | noise | MDE | images/s | "
-            "data wait | peak mem | judged by | verdict |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
+            "data wait | peak mem | counts | judged by | verdict |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in c.rows:
         t = r.time
         out.append(f"| `{md_name(names[r.fullname])}` | {seconds(r.base_s)} | {seconds(r.new_s)} | "
                    f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
                    f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
-                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | {judged_by(r)} | "
+                   f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | "
+                   f"{_other(r, 'counters')} | {judged_by(r)} | "
                    f"{_ICON[r.verdict]} |")
     explained = [r for r in c.rows if r.explanation]
     if explained:

@@ -5,7 +5,7 @@ samples through :class:`fer.bench.storage.Bench` (step or epoch times, calibrate
 run recorded the reference workload), judges time (and throughput) with the noise model of
 :mod:`fer.bench.noise` — the benchmarks that moved together by the run's shift, the others
 apart — and the other gated metrics with :data:`METRIC_JUDGES` (peak CUDA memory, the
-data-wait share), and assembles the :class:`Row` of each benchmark and the
+data-wait share, the exact counters of :mod:`fer.bench.counts`), and assembles the :class:`Row` of each benchmark and the
 :class:`Comparison` that `fer compare`, its markdown and JSON and the dashboard render.
 :class:`GateOptions` holds how it judges: the CLI's flags and the research settings that
 ``benchmarks/gate_power.py`` varies. A benchmark measured while the reference workload ran
@@ -17,8 +17,9 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
+from fer.bench.counts import judge_counters
 from fer.bench.explain import explain
 from fer.bench.noise import (
     DEFAULT_NOISE,
@@ -52,7 +53,7 @@ __all__ = ["DEFAULT_GATES", "DEFAULT_NOISE", "GATES", "IMPROVED", "INCONCLUSIVE"
            "MIN_HISTORY", "NOT_GATED", "REGRESSED", "UNCHANGED", "VERDICTS", "Comparison",
            "CompareError", "GateOptions", "Judgement", "Level", "Row", "compare"]
 
-DEFAULT_GATES = ("time", "memory")
+DEFAULT_GATES = ("time", "memory", "counters")
 #: calibrated verdicts need a machine of about the baseline's speed: when the reference
 #: workload ran more than this much slower or faster than in the baseline runs, the
 #: machine was disturbed (a busy neighbour, throttling) and the time verdict is inconclusive
@@ -75,6 +76,10 @@ class GateOptions:
     common_noise_floor: float | None = None  # the common noise without history
     pool: str = "run"  # judge benchmarks that moved together by the run's shift; none
     gate_on: tuple[str, ...] = DEFAULT_GATES
+    #: where the step sample judges, the share of the gate's alpha spent on the whole epoch as
+    #: well (a weighted Bonferroni split: the step sample keeps the rest), which sees what the
+    #: typical step cannot: a stall in some steps, work after the step loop
+    epoch_share: float = 0.2
 
     def check(self) -> None:
         if not 0 < self.threshold < 10:
@@ -95,6 +100,8 @@ class GateOptions:
         if self.common_noise_floor is not None and not 0 <= self.common_noise_floor < 1:
             raise CompareError(f"GateOptions.common_noise_floor must be in [0, 1), got "
                                f"{self.common_noise_floor}")
+        if not 0 <= self.epoch_share < 1:
+            raise CompareError(f"GateOptions.epoch_share must be in [0, 1), got {self.epoch_share}")
         if self.pool not in POOLS:
             raise CompareError(f"GateOptions.pool {self.pool!r} is not one of: {', '.join(POOLS)}")
         gates = ("time", "throughput", *METRIC_JUDGES)  # read now: a metric may be added later
@@ -290,6 +297,26 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     return judgements, shifts
 
 
+def _with_whole_epochs(pairs: list, stepped: list, opts: GateOptions
+                       ) -> tuple[dict[str, Judgement], list[Shift]]:
+    """Time judged on two samples where the step sample can: the typical step (quiet; blind to
+    a stall in some steps and to work after the step loop) at ``1 - epoch_share`` of the alpha
+    and the whole epoch (sees everything; noisier) at ``epoch_share`` of it. A benchmark's time
+    verdict is the step sample's unless only the whole epoch found a change, whose judgement
+    (samples, interval, change) then stands for the row, so that its columns agree."""
+    alpha = 1 - opts.confidence
+    step_opts = replace(opts, confidence=1 - alpha * (1 - opts.epoch_share))
+    epoch_opts = replace(opts, confidence=1 - alpha * opts.epoch_share, sample="epoch")
+    step, step_shifts = _judge_metric(pairs, step_opts, "time")
+    epoch, epoch_shifts = _judge_metric(stepped, epoch_opts, "time")
+    out = dict(step)
+    for name, j in epoch.items():
+        if step[name].verdict not in (REGRESSED, IMPROVED) and j.verdict in (REGRESSED, IMPROVED):
+            j.method += " (the whole epoch: a change outside the typical step)"
+            out[name] = j
+    return out, [*step_shifts, *epoch_shifts]
+
+
 def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:
     after = new.peak_cuda_memory
     before = [m for m in (b.peak_cuda_memory for b in olds) if m is not None]
@@ -333,6 +360,7 @@ def _judge_data_wait(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgem
 METRIC_JUDGES: dict[str, Callable[[Bench, list[Bench], GateOptions], Judgement]] = {
     "memory": _judge_memory,
     "data_wait": _judge_data_wait,
+    "counters": judge_counters,  # fer.bench.counts: exact counts per step, no noise
 }
 #: what --gate-on accepts
 GATES = ("time", "throughput", *METRIC_JUDGES)
@@ -404,10 +432,15 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
         notes.append(f"{len(unjudged)} benchmark(s) not compared: every baseline run of them "
                      f"was disturbed ({_names(unjudged)})")
     by_metric, shifts = {}, []
-    for metric in ("time", "throughput"):
-        if metric == "time" or metric in opts.gate_on:
-            by_metric[metric], found = _judge_metric(pairs, opts, metric)
-            shifts += found
+    stepped = [p for p in pairs
+               if sample_kind([p[1], *(b for _, b in p[2])], opts.sample) == "step"]
+    if stepped and opts.epoch_share > 0:
+        by_metric["time"], shifts = _with_whole_epochs(pairs, stepped, opts)
+    else:
+        by_metric["time"], shifts = _judge_metric(pairs, opts, "time")
+    if "throughput" in opts.gate_on:
+        by_metric["throughput"], found = _judge_metric(pairs, opts, "throughput")
+        shifts += found
     rows = []
     for name, new, runs in pairs:
         judgements = {metric: judged[name] for metric, judged in by_metric.items()}

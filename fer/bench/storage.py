@@ -276,6 +276,23 @@ class Bench:
         value = self._object("step_breakdown")
         return value if isinstance(value.get("ms_per_step"), dict) else None
 
+    @property
+    def counters(self) -> dict | None:
+        """The exact per-step counts (``fer.counters``): ``{"per_step": {name: n}, "variation":
+        {name: n}, "ops": {operator: n}}``, numbers only; None where none were counted."""
+        found = self._object("counters")
+        per_step = found.get("per_step")
+        if not isinstance(per_step, dict):
+            return None
+
+        def numbers(value) -> dict[str, float]:
+            if not isinstance(value, dict):
+                return {}
+            return {str(k): float(v) for k, v in value.items() if _is_number(v)}
+
+        return {"per_step": numbers(per_step), "variation": numbers(found.get("variation")),
+                "ops": numbers(found.get("ops"))}
+
 
 def short_name(name: str) -> str:
     """``test_x.py::test_epoch[adam]`` -> ``test_epoch[adam]``, printable: a control character

@@ -24,6 +24,7 @@ import pytest
 import torch
 
 from fer.config import TrainConfig
+from fer.counters import count_steps
 from fer.engine import build_trainer
 from fer.gpu import UtilizationSampler
 from fer.profiling import step_breakdown
@@ -120,7 +121,8 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
 
     After them (untimed) a few profiled steps give ``extra_info["step_breakdown"]``:
     per-category time per step, ops and kernels per step, host vs device time, and
-    the profiling's own cost. Returns the records (warm-up first) and the summary. An
+    the profiling's own cost; a few counted steps give ``extra_info["counters"]``
+    (:mod:`fer.counters`: operators, host reads, allocations, copies per step). Returns the records (warm-up first) and the summary. An
     out-of-memory error skips the test with its reason (the suite goes on).
     """
     rounds = config.epochs - 1
@@ -144,6 +146,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         validate_previous()
         # untimed, after the timed rounds: where a step's time goes (fer compare's "why")
         breakdown = step_breakdown(trainer) if with_breakdown else None
+        counters = count_steps(trainer)  # exact counts per step: the gate's noiseless half
     except torch.cuda.OutOfMemoryError as exc:
         del trainer
         gc.collect()
@@ -157,7 +160,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         config=config.to_dict(), plan=trainer.plan.to_dict(), model=trainer.model_name,
         device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
         gpu_sampling=sampler.summary(), calibration=calibrator.summary(),
-        step_breakdown=breakdown, setup_s=dict(trainer.setup_s),
+        step_breakdown=breakdown, counters=counters, setup_s=dict(trainer.setup_s),
         graph=trainer.step_graph.summary() if trainer.step_graph is not None else None,
         **(extra or {}))
     benchmark.extra_info.update(info)  # the plugin reads it for the summary when the test ends
