@@ -5,8 +5,9 @@ samples through :class:`fer.bench.storage.Bench` (step or epoch times, calibrate
 run recorded the reference workload), judges time (and throughput) with the noise model of
 :mod:`fer.bench.noise` — the benchmarks that moved together by the run's shift, the others
 apart — and the other gated metrics with :data:`METRIC_JUDGES` (peak CUDA memory, the
-data-wait share, the exact counters of :mod:`fer.bench.counts`), and assembles the :class:`Row` of each benchmark and the
-:class:`Comparison` that `fer compare`, its markdown and JSON and the dashboard render.
+data-wait share, the exact counters of :mod:`fer.bench.counts`), and assembles the
+:class:`Row` of each benchmark and the :class:`Comparison` that `fer compare`, its markdown
+and JSON and the dashboard render.
 :class:`GateOptions` holds how it judges: the CLI's flags and the research settings that
 ``benchmarks/gate_power.py`` varies. A benchmark measured while the reference workload ran
 more than :data:`DISTURBED` off its baseline speed is inconclusive: the machine was disturbed.

@@ -122,8 +122,9 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
     After them (untimed) a few profiled steps give ``extra_info["step_breakdown"]``:
     per-category time per step, ops and kernels per step, host vs device time, and
     the profiling's own cost; a few counted steps give ``extra_info["counters"]``
-    (:mod:`fer.counters`: operators, host reads, allocations, copies per step). Returns the records (warm-up first) and the summary. An
-    out-of-memory error skips the test with its reason (the suite goes on).
+    (:mod:`fer.counters`: operators, host reads, allocations, copies per step). Returns
+    the records (warm-up first) and the summary. An out-of-memory error skips the test
+    with its reason (the suite goes on).
     """
     rounds = config.epochs - 1
     trainer = None
