@@ -31,6 +31,7 @@ from fer.profiling import step_breakdown
 from fer.records import SCHEMA, EpochRecord, summarize
 from fer.suite.calibration import Calibrator
 from fer.suite.experiments import Experiment, Machine, Params
+from fer.suite.load import LoadSampler
 from fer.suite.scales import PerfScale
 
 __all__ = ["base_config", "benchmark_epochs", "check_records", "extra_info", "machine",
@@ -136,7 +137,10 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
             if trainer.records:
                 trainer.validate(trainer.records[-1])
 
+        load = LoadSampler()  # other processes' CPU time, per round
+
         def between_rounds() -> None:  # untimed: pedantic's setup, before every round
+            load.mark()  # the first mark closes the build; each next one closes an epoch
             validate_previous()
             calibrator.sample()  # the machine's speed of the moment, beside each epoch
 
@@ -144,6 +148,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         with UtilizationSampler(trainer.device) as sampler:
             benchmark.pedantic(trainer.train_epoch, setup=between_rounds, rounds=rounds,
                                warmup_rounds=1, iterations=1)
+        load.mark()
         validate_previous()
         # untimed, after the timed rounds: where a step's time goes (fer compare's "why")
         breakdown = step_breakdown(trainer) if with_breakdown else None
@@ -160,7 +165,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         experiment=experiment, params=params or {}, scale=scale, records=records,
         config=config.to_dict(), plan=trainer.plan.to_dict(), model=trainer.model_name,
         device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
-        gpu_sampling=sampler.summary(), calibration=calibrator.summary(),
+        gpu_sampling=sampler.summary(), calibration=calibrator.summary(), load=load.summary(),
         step_breakdown=breakdown, counters=counters, setup_s=dict(trainer.setup_s),
         graph=trainer.step_graph.summary() if trainer.step_graph is not None else None,
         **(extra or {}))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from fer.records import timed
 from fer.suite.experiments import EXPERIMENTS, point_id
+from fer.suite.load import BUSY_SHARE
 
 #: seconds per grid point run (not skipped), per scale, on the machine the suite is developed
 #: on (a quiet 2-core CPU: 33 points run, 36 skipped, in 147 s on 2026-11-30); the saved runs
@@ -73,10 +74,23 @@ EPOCH_SPREAD = 2.0
 CALIBRATION_VS_SESSION = 1.5
 
 
+def _others_share(extra: dict) -> float | None:
+    """The largest share of the machine other processes used during one of a benchmark's
+    rounds (``extra_info["load"]``, :mod:`fer.suite.load`; the first interval, the build, is
+    not a round)."""
+    load = extra.get("load")
+    shares = load.get("others_share") if isinstance(load, dict) else None
+    if not isinstance(shares, list):
+        return None
+    rounds = [x for x in shares[1:] if isinstance(x, (int, float))]
+    return max(rounds) if rounds else None
+
+
 def disturbances(results: list[dict]) -> dict[str, str]:
     """The benchmarks of a session measured on a disturbed machine, with the reason: epochs
-    spread beyond :data:`EPOCH_SPREAD`, or the reference workload beyond
-    :data:`CALIBRATION_VS_SESSION` of the session's median. Stored in the JSON as
+    spread beyond :data:`EPOCH_SPREAD`, other processes using more than
+    :data:`fer.suite.load.BUSY_SHARE` of the machine's CPU during a round, or the reference
+    workload beyond :data:`CALIBRATION_VS_SESSION` of the session's median. Stored in the JSON as
     ``extra_info["disturbed"]``; `fer compare` leaves such runs out of a baseline and calls
     such a candidate inconclusive."""
     cals = {r["name"]: _calibration_s(r) for r in results}
@@ -90,6 +104,10 @@ def disturbances(results: list[dict]) -> dict[str, str]:
         if len(walls) >= 2 and max(walls) > EPOCH_SPREAD * min(walls):
             reasons.append(f"its epochs spread {max(walls) / min(walls):.1f}x (slowest over "
                            "fastest)")
+        busy = _others_share(r["extra"])
+        if busy is not None and busy > BUSY_SHARE:
+            reasons.append(f"other processes used {100 * busy:.0f}% of the machine's CPU during "
+                           "one of its epochs")
         cal = cals[r["name"]]
         if session and cal is not None and cal > CALIBRATION_VS_SESSION * session:
             reasons.append(f"the reference workload ran {cal / session:.1f}x the session's "
