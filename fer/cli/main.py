@@ -1,8 +1,8 @@
 """`fer`: the command line. The only place that parses argv or prints.
 
-One module per command (``fer.cli.train``, ``profile``, ``compare``,
-``report``, ``dashboard``, ``data``), each with ``register(subparsers, full)``. User mistakes
-(bad flags, bad files) print one line on stderr and exit 2.
+One module per command (``fer.cli.train``, ``profile``, ``compare``, ``ab``, ``bisect``,
+``report``, ``dashboard``, ``data``, ``history``), each with ``register(subparsers, full)``.
+User mistakes (bad flags, bad files) print one line on stderr and exit 2.
 
 The training flags are generated from TrainConfig's fields, whose choices come
 from registries that need torch to build; ``main`` gives full flags only to the
@@ -20,7 +20,7 @@ from importlib import import_module
 from fer.cli.args import EXIT_USAGE, Parser
 from fer.errors import FERError, printable
 
-COMMANDS = ("train", "profile", "compare", "report", "dashboard", "data")
+COMMANDS = ("train", "profile", "compare", "ab", "bisect", "report", "dashboard", "data", "history")
 
 
 def build_parser(commands: Iterable[str] | None = None) -> Parser:

@@ -1,0 +1,268 @@
+"""Paired statistics of ``fer ab``: two sides measured in alternating epochs.
+
+Each *pair* is one epoch of side A and one of side B of the same benchmark point, run one
+right after the other (in the order AB, BA, BA, AB, ...: a linear drift adds as much to A as
+to B over every four epochs). The pair's sample is the log of B's time over A's, so a change
+of the machine's speed that lasts longer than two epochs cancels within the pair, and the
+pairs of one benchmark are about independent: a one-sample t interval of their mean is the
+benchmark's change.
+
+Two samples are judged per benchmark, as ``fer compare`` does: the typical step (the epoch's
+25th-percentile step time x its steps: quiet, blind to a stall in some steps or to work after
+the step loop) and the whole epoch (sees everything). Each answers:
+
+* ``regressed`` / ``improved`` (Pinpoint's DIFFERENT): the interval excludes zero and the
+  change is at least ``threshold / 3``;
+* ``unchanged`` (SAME): the interval lies within ``+-threshold``;
+* ``unknown``: neither yet: more pairs would tell (the smallest change the pairs so far
+  could have seen, the MDE, says how far they are).
+
+The confidence holds for the run as a whole: one-sided ``alpha`` is split (Bonferroni) over
+the benchmarks, the two samples (the whole epoch gets ``EPOCH_SHARE`` of it) and the
+:data:`LOOKS` looks of the adaptive loop (a benchmark is judged at the pair counts of
+:func:`looks`). A benchmark's few pairs borrow the run's pooled pair variance
+(:func:`prior_of`, worth at most :data:`PRIOR_DF` degrees of freedom), so that three pairs
+can already decide. The run as a whole is the mean of the benchmarks'
+changes, its interval from their spread. No torch here.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import asdict, dataclass, field
+
+REGRESSED, IMPROVED, UNCHANGED, UNKNOWN, INCONCLUSIVE = (
+    "regressed", "improved", "unchanged", "unknown", "inconclusive")
+VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, UNKNOWN, INCONCLUSIVE)
+#: how many times a benchmark is judged at most while pairs come in (the alpha is split so)
+LOOKS = 5
+#: the most degrees of freedom the run's pooled pair variance lends one benchmark
+PRIOR_DF = 12
+#: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
+EPOCH_SHARE = 0.2
+#: the fewest pairs judged
+MIN_PAIRS = 3
+#: a pair whose change is this many robust spreads (MAD) from the median pair is an outlier
+OUTLIER_MADS = 6.0
+
+
+def looks(min_pairs: int = MIN_PAIRS) -> list[int]:
+    """The pair counts at which a benchmark is judged: ``min_pairs``, then each time the pairs
+    grew by half (:data:`LOOKS` of them; the last is the most pairs a benchmark gets)."""
+    out = [min_pairs]
+    while len(out) < LOOKS:
+        out.append(max(out[-1] + 1, math.ceil(out[-1] * 1.5)))
+    return out
+
+
+def is_look(pairs: int, min_pairs: int = MIN_PAIRS) -> bool:
+    return pairs in looks(min_pairs)
+
+
+def _expm1(x: float) -> float:
+    """exp(x) - 1, infinite where it would overflow (an interval of one or two pairs)."""
+    return math.inf if x > 700 else math.expm1(x)
+
+
+def _t(p: float, df: int) -> float:
+    from scipy.stats import t  # lazy: scipy only when pairs are judged
+
+    return float(t.ppf(p, df))
+
+
+def _t_sf(x: float, df: int) -> float:
+    from scipy.stats import t  # lazy: scipy only when pairs are judged
+
+    return float(t.sf(x, df))
+
+
+@dataclass
+class Paired:
+    """One sample of one benchmark over its pairs, judged."""
+
+    sample: str  # "step" or "epoch"
+    pairs: int
+    change: float  # exp(mean log ratio) - 1
+    low: float
+    high: float
+    p_value: float  # one-sided, in the direction of the change, before the split
+    noise: float  # the sd of one pair's log ratio
+    mde: float  # the smallest change these pairs could flag
+    verdict: str
+    dropped: int = 0  # pairs left out as outliers
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _robust(logs: list[float]) -> tuple[list[float], int]:
+    """``logs`` without the pairs far outside the rest (a burst of the machine that hit one
+    side's epoch: more than :data:`OUTLIER_MADS` robust spreads from the median)."""
+    if len(logs) < 5:
+        return logs, 0
+    mid = statistics.median(logs)
+    mad = statistics.median(abs(x - mid) for x in logs) * 1.4826
+    if mad <= 0:
+        return logs, 0
+    kept = [x for x in logs if abs(x - mid) <= OUTLIER_MADS * mad]
+    return kept, len(logs) - len(kept)
+
+
+Prior = tuple[float, float]  # (variance of one pair's log ratio, its degrees of freedom)
+
+
+def prior_of(samples: list[list[float]]) -> Prior | None:
+    """The pooled variance of one pair's log ratio over several benchmarks (each benchmark's
+    pairs about their own mean), and its degrees of freedom capped at :data:`PRIOR_DF`: what
+    one benchmark's few pairs borrow (as ``fer compare`` moderates its noise)."""
+    found = [(statistics.variance(x), len(x) - 1) for x in (_robust(s)[0] for s in samples)
+             if len(x) >= 2]
+    df = sum(d for _, d in found)
+    if not found or df == 0:
+        return None
+    return sum(v * d for v, d in found) / df, float(min(df, PRIOR_DF))
+
+
+def _verdict(mean: float, low: float, high: float, threshold: float) -> str:
+    """DIFFERENT, SAME or UNKNOWN from a log change and its interval, symmetric in the sides
+    (a change of +x and one of 1/(1+x) - 1 are judged alike: the bounds are in log terms)."""
+    real = abs(mean) >= math.log1p(threshold / 3)
+    if low > 0 and real:
+        return REGRESSED
+    if high < 0 and real:
+        return IMPROVED
+    if -math.log1p(threshold) < low and high < math.log1p(threshold):
+        return UNCHANGED
+    return UNKNOWN
+
+
+def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
+          prior: Prior | None = None) -> Paired:
+    """Judge one sample's pair log ratios at one-sided ``alpha`` (already split); with a
+    ``prior``, the variance is moderated towards the run's pooled one (more degrees of
+    freedom: few pairs can decide)."""
+    kept, dropped = _robust(logs)
+    n = len(kept)
+    if n < 2:
+        return Paired(sample, n, _expm1(kept[0]) if kept else 0.0, -math.inf, math.inf, 1.0,
+                      math.nan, math.inf, UNKNOWN, dropped)
+    mean = statistics.fmean(kept)
+    var, df = statistics.variance(kept), n - 1
+    if prior is not None:
+        var = (prior[0] * prior[1] + var * df) / (prior[1] + df)
+        df = prior[1] + df
+    sd = math.sqrt(var)
+    se = max(sd / math.sqrt(n), 1e-12)
+    q = _t(1 - alpha, df)
+    low, high = mean - q * se, mean + q * se
+    p = _t_sf(abs(mean) / se, df)
+    # the smallest change flagged at this alpha with 80% power (one-sided)
+    mde = _expm1((q + _t(0.8, df)) * se)
+    verdict = _verdict(mean, low, high, threshold)
+    return Paired(sample, n, _expm1(mean), _expm1(low), _expm1(high), p, sd, mde,
+                  verdict, dropped)
+
+
+@dataclass
+class Benchmark:
+    """One benchmark point of an A/B run: its pairs, and the verdict they reached."""
+
+    name: str
+    pairs: list[dict] = field(default_factory=list)  # {"a": record, "b": record, "order": "AB"}
+    skipped: str | None = None
+    disturbed_pairs: int = 0  # pairs left out: another process used the machine during them
+    step: Paired | None = None
+    epoch: Paired | None = None
+    verdict: str = UNKNOWN
+    judged_by: str = ""  # which sample decided: "step", "epoch"
+    counters: dict | None = None  # fer.bench.counts' judgement of the two sides' counters
+    why: str | None = None
+
+    def logs(self, sample: str) -> list[float]:
+        return [math.log(_seconds(p["b"], sample) / _seconds(p["a"], sample)) for p in self.pairs
+                if _seconds(p["a"], sample) and _seconds(p["b"], sample)]
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["step"] = self.step.to_dict() if self.step else None
+        out["epoch"] = self.epoch.to_dict() if self.epoch else None
+        return out
+
+    @property
+    def decided(self) -> bool:
+        return self.verdict in (REGRESSED, IMPROVED, UNCHANGED)
+
+    @property
+    def shown(self) -> Paired | None:
+        """The judgement the row shows: the sample that decided."""
+        return self.epoch if self.judged_by == "epoch" else self.step
+
+
+def _seconds(record: dict, sample: str) -> float | None:
+    """One epoch's time of ``sample``: the wall time, or the 25th-percentile step time x
+    the steps (the suite's step sample)."""
+    if sample == "epoch":
+        return record.get("wall_s")
+    step = record.get("step_s") or {}
+    q25, steps = step.get("q25"), record.get("steps")
+    return q25 * steps if q25 and steps else None
+
+
+def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks: int,
+                    priors: dict[str, Prior | None] | None = None) -> None:
+    """Judge ``b`` on both samples with the run's alpha split over ``benchmarks``, the looks
+    and the samples (``priors``: the run's pooled pair variance per sample); set its verdict:
+    the typical step's, unless only the whole epoch found a change."""
+    per = alpha / max(benchmarks, 1) / LOOKS
+    priors = priors or {}
+    b.step = judge(b.logs("step"), sample="step", threshold=threshold,
+                   alpha=per * (1 - EPOCH_SHARE), prior=priors.get("step"))
+    b.epoch = judge(b.logs("epoch"), sample="epoch", threshold=threshold,
+                    alpha=per * EPOCH_SHARE, prior=priors.get("epoch"))
+    moved = (REGRESSED, IMPROVED)
+    if b.step.pairs == 0:  # no step times (an older side): the whole epoch alone
+        b.verdict, b.judged_by = b.epoch.verdict, "epoch"
+    elif b.step.verdict not in moved and b.epoch.verdict in moved:
+        b.verdict, b.judged_by = b.epoch.verdict, "epoch"
+    elif b.step.verdict == UNCHANGED and b.epoch.verdict == UNKNOWN:
+        # the typical step is the same, the whole epoch not yet known: more pairs would tell
+        b.verdict, b.judged_by = UNKNOWN, "epoch"
+    else:
+        b.verdict, b.judged_by = b.step.verdict, "step"
+
+
+@dataclass
+class RunShift:
+    """The run as a whole: the mean of the benchmarks' changes (typical step)."""
+
+    benchmarks: int
+    change: float
+    low: float
+    high: float
+    mde: float
+    verdict: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float) -> RunShift | None:
+    """The benchmarks' mean change (each benchmark's step sample, or its epoch sample where it
+    has no step times) and its t interval from their spread: a change the whole run shares is
+    seen here long before any one benchmark can see it."""
+    changes = []
+    for b in benches:
+        shown = b.step if b.step is not None and b.step.pairs else b.epoch
+        if shown is not None and shown.pairs >= 2 and b.verdict != INCONCLUSIVE:
+            changes.append(math.log1p(shown.change))
+    n = len(changes)
+    if n < 3:
+        return None
+    mean, sd = statistics.fmean(changes), statistics.stdev(changes)
+    se = max(sd / math.sqrt(n), 1e-12)
+    q = _t(1 - alpha, n - 1)
+    low, high = mean - q * se, mean + q * se
+    verdict = _verdict(mean, low, high, threshold)
+    mde = _expm1((q + _t(0.8, n - 1)) * se)
+    return RunShift(n, _expm1(mean), _expm1(low), _expm1(high), mde, verdict)

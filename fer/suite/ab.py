@@ -1,0 +1,616 @@
+"""``fer ab``: did *this change* make training slower? Two commits measured interleaved.
+
+Each side (a git revision, exported with ``git archive`` into a temporary folder, or a
+checkout folder as it is) gets a live worker process (:mod:`fer.suite.ab_worker`) whose
+``import fer`` is that side's code. For each selected benchmark point both workers build the
+trainer and train a warm-up epoch; then the driver alternates single epochs, AB BA BA AB ...,
+so that the two sides of a pair run seconds apart on the same machine and its drift cancels
+(measured: see docs/ab.md). After each pair the benchmark is judged
+(:mod:`fer.bench.paired`); it stops when it is DIFFERENT or the SAME, or when its share of
+the budget is spent (UNKNOWN, with the smallest change its pairs could have seen). A pair
+during which other processes used more than :data:`fer.suite.load.BUSY_SHARE` of the machine
+is left out; a benchmark with more such pairs than kept ones is inconclusive. Then both sides
+count a few steps exactly (:mod:`fer.counters`) and the counters are gated as ``fer compare``
+gates them. ``fer bisect`` (:func:`bisect`) runs this between commits of a range.
+
+Benchmarks that do not train epochs in one process (``ddp`` under torchrun, ``profiler``) are
+not A/B-tested.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer.bench.counts import judge_counters
+from fer.bench.explain import explain
+from fer.bench.noise import REGRESSED as COUNT_REGRESSED
+from fer.bench.noise import UNCHANGED as COUNT_UNCHANGED
+from fer.bench.paired import (
+    IMPROVED,
+    INCONCLUSIVE,
+    MIN_PAIRS,
+    REGRESSED,
+    UNCHANGED,
+    UNKNOWN,
+    VERDICTS,
+    Benchmark,
+    RunShift,
+    judge_benchmark,
+    looks,
+    prior_of,
+    run_shift,
+)
+from fer.bench.storage import Bench
+from fer.errors import FERError
+from fer.suite.experiments import EXPERIMENTS, point_id
+from fer.suite.load import BUSY_SHARE
+
+#: experiments an A/B run cannot alternate epoch by epoch in one process
+NOT_AB = {"ddp": "runs under torchrun", "profiler": "times an epoch with and without the profiler"}
+#: the default budget, seconds: about ten minutes with the workers' start, at the smoke scale
+#: on a 2-core CPU (docs/ab.md)
+DEFAULT_BUDGET = 480.0
+#: the most pairs --perf-rounds may ask for before the first look
+MAX_PAIRS = 20
+WORKER = Path(__file__).with_name("ab_worker.py")
+
+
+class ABError(FERError):
+    """A usage error of fer ab / fer bisect (exit 2)."""
+
+
+# ------------------------------------------------------------------ sides --
+
+def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=check)
+
+
+def repository(start: Path | None = None) -> Path | None:
+    """The git work tree that holds ``start`` (the current folder), or None."""
+    found = subprocess.run(["git", "-C", str(start or Path.cwd()), "rev-parse", "--show-toplevel"],
+                           capture_output=True, text=True)
+    return Path(found.stdout.strip()) if found.returncode == 0 else None
+
+
+def _dirty(repo: Path) -> list[str]:
+    """Tracked files of ``repo`` with uncommitted changes (the code a revision would miss)."""
+    out = _git(repo, "status", "--porcelain", "--untracked-files=no", check=False).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+@dataclass
+class Side:
+    """One side of an A/B run: its name, the folder its code is read from, its commit."""
+
+    role: str  # "BASE" or "CANDIDATE"
+    spec: str
+    root: Path
+    commit: str | None
+    note: str = ""
+
+    @property
+    def label(self) -> str:
+        short = self.commit[:10] if self.commit else "no commit"
+        return f"{self.spec} ({short}{', ' + self.note if self.note else ''})"
+
+
+def resolve_side(role: str, spec: str, repo: Path | None, scratch: Path) -> Side:
+    """A revision of ``repo`` (exported into ``scratch``) or a checkout folder (used as is)."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir() and (folder / "fer" / "__init__.py").is_file():
+        root = folder.resolve()
+        inside = repository(root)
+        commit = _git(inside, "rev-parse", "HEAD", check=False).stdout.strip() if inside else ""
+        changed = _dirty(inside) if inside else []
+        note = f"the folder as it is, {len(changed)} uncommitted change(s)" if changed else \
+            "the folder as it is"
+        return Side(role, spec, root, commit or None, note)
+    if repo is None:
+        raise ABError(f"{role} {spec!r}: not a checkout folder (no fer/__init__.py there), and the "
+                      "current folder is not in a git repository to read a revision from; run fer "
+                      "ab inside the repository or pass checkout folders")
+    found = _git(repo, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}", check=False)
+    if found.returncode != 0:
+        raise ABError(f"{role} {spec!r} is neither a revision of {repo} nor a checkout folder; "
+                      "check it with `git rev-parse`, or `git fetch` the commit first")
+    commit = found.stdout.strip()
+    head = _git(repo, "rev-parse", "HEAD", check=False).stdout.strip()
+    changed = [p for p in _dirty(repo) if p.startswith(("fer/", "perf_tests/"))]
+    if commit == head and changed:
+        raise ABError(f"{role} {spec!r} is the commit your working tree is on, but the tree has "
+                      f"uncommitted changes it lacks ({', '.join(changed[:3])}"
+                      f"{' ...' if len(changed) > 3 else ''}): commit them, or pass the "
+                      "checkout folder (.) to measure the tree as it is")
+    root = scratch / f"{role.lower()}-{commit[:12]}"
+    root.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", commit],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise ABError(f"{role} {spec!r}: git archive failed: {archive.stderr.decode()[-200:]}")
+    subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
+    if not (root / "fer" / "__init__.py").is_file():
+        raise ABError(f"{role} {spec!r} ({commit[:10]}) has no fer/ package: not a commit of fer")
+    return Side(role, spec, root, commit)
+
+
+# ---------------------------------------------------------------- workers --
+
+class Worker:
+    """A live worker process of one side: JSON lines in, JSON lines out."""
+
+    def __init__(self, side: Side, log: Path, threads: int | None) -> None:
+        self.side, self.log_path = side, log
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(side.root), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep)
+        env["FER_AB_DRIVER"] = str(Path(__file__).resolve().parents[1])
+        env["PYTHONDONTWRITEBYTECODE"] = "1"
+        self.threads = threads
+        self.log = open(log, "w")  # noqa: SIM115 - closed in close()
+        self.proc = subprocess.Popen([sys.executable, "-u", str(WORKER)], cwd=side.root, env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, text=True, bufsize=1)
+        hello = self.ask({"op": "hello"})
+        where = Path(hello["fer"]).resolve()
+        if side.root not in where.parents:
+            self.close()
+            raise ABError(f"{side.role} imported fer from {where}, not from {side.root}: an "
+                          "installed fer shadows the checkout; install fer in editable mode "
+                          "(pip install -e .) or uninstall it")
+
+    def ask(self, msg: dict) -> dict:
+        try:
+            self.proc.stdin.write(json.dumps(msg) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except (BrokenPipeError, OSError):
+            line = ""
+        if not line:
+            raise ABError(f"the {self.side.role} worker ({self.side.label}) stopped: "
+                          f"{self._tail()}")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise WorkerFailed(self.side, answer["error"], answer.get("traceback", ""))
+        return answer
+
+    def _tail(self) -> str:
+        self.log.flush()
+        lines = [x for x in self.log_path.read_text(errors="replace").splitlines() if x.strip()]
+        return lines[-1] if lines else "no output (killed?)"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
+                self.proc.stdin.flush()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+        self.log.close()
+
+
+class WorkerFailed(Exception):
+    def __init__(self, side: Side, error: str, trace: str) -> None:
+        super().__init__(f"{side.role} ({side.label}): {error}")
+        self.trace = trace
+
+
+# -------------------------------------------------------------- selection --
+
+def all_points() -> list[tuple[str, str, dict]]:
+    """Every benchmark an A/B run can measure: (name, experiment, params), named as the perf
+    suite names them (``test_optimizer[adam]``)."""
+    out = []
+    for name, e in EXPERIMENTS.items():
+        if name in NOT_AB:
+            continue
+        for params in e.grid:
+            out.append((f"test_{name}[{point_id(params)}]", name, dict(params)))
+    return out
+
+
+def select(keyword: str | None) -> list[tuple[str, str, dict]]:
+    """The points ``-k keyword`` selects, as pytest's ``-k`` would (its expression syntax)."""
+    points = all_points()
+    if not keyword:
+        return points
+    from _pytest.mark.expression import Expression  # lazy: pytest's -k grammar, only with -k
+
+    try:
+        expression = Expression.compile(keyword)
+    except Exception as exc:  # pytest's ParseError: a bad -k expression
+        raise ABError(f"-k {keyword!r}: {exc}") from None
+    chosen = []
+    for name, experiment, params in points:
+        words = {name, f"test_{experiment}", experiment, point_id(params)}
+
+        def match(word: str, *args, words=words, name=name) -> bool:
+            return any(word.lower() in w.lower() for w in words) or word.lower() in name.lower()
+
+        if expression.evaluate(match):
+            chosen.append((name, experiment, params))
+    if not chosen:
+        raise ABError(f"-k {keyword!r} selects none of the {len(points)} benchmarks (e.g. "
+                      f"{points[0][0]}); see `fer ab --list`")
+    return chosen
+
+
+# ------------------------------------------------------------------ a run --
+
+@dataclass
+class ABOptions:
+    keyword: str | None = None
+    scale: str = "smoke"
+    min_pairs: int = MIN_PAIRS
+    budget: float = DEFAULT_BUDGET
+    threshold: float = 0.03
+    confidence: float = 0.95
+    threads: int | None = None
+
+    def check(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ABError(f"--threshold must be in (0, 1), got {self.threshold}")
+        if not 0.5 < self.confidence < 1:
+            raise ABError(f"--confidence must be in (0.5, 1), got {self.confidence}")
+        if self.budget <= 0:
+            raise ABError(f"--budget must be > 0 seconds, got {self.budget}")
+        if not 2 <= self.min_pairs <= MAX_PAIRS:
+            raise ABError(f"--perf-rounds must be in [2, {MAX_PAIRS}] pairs, got {self.min_pairs}")
+
+
+@dataclass
+class ABResult:
+    base: Side
+    candidate: Side
+    options: ABOptions
+    benchmarks: list[Benchmark]
+    shift: RunShift | None
+    seconds: float
+    pairing: dict = field(default_factory=dict)  # what alternating bought, measured
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> list[Benchmark]:
+        return [b for b in self.benchmarks if b.skipped is None]
+
+    @property
+    def regressed(self) -> list[Benchmark]:
+        return [b for b in self.judged if b.verdict == REGRESSED]
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressed) or (self.shift is not None and self.shift.verdict == REGRESSED)
+
+    def count(self, verdict: str) -> int:
+        return sum(b.verdict == verdict for b in self.judged)
+
+    def to_dict(self) -> dict:
+        return {
+            "base": {"spec": self.base.spec, "commit": self.base.commit, "note": self.base.note},
+            "candidate": {"spec": self.candidate.spec, "commit": self.candidate.commit,
+                          "note": self.candidate.note},
+            "options": self.options.__dict__, "seconds": self.seconds,
+            "rows": [dict(b.to_dict(), fullname=b.name) for b in self.benchmarks],
+            "counts": {v: self.count(v) for v in VERDICTS},
+            "regressed": [b.name for b in self.regressed],
+            "run": self.shift.to_dict() if self.shift else None,
+            "pairing": self.pairing, "notes": self.notes,
+        }
+
+
+def _order(i: int) -> str:
+    """The order of pair ``i``: AB, BA, BA, AB, then again (a linear drift cancels in four)."""
+    return "AB" if i % 4 in (0, 3) else "BA"
+
+
+def _bench(name: str, loaded: dict, epochs: list[dict], counters: dict | None,
+           breakdown: dict | None) -> Bench:
+    records = [dict(loaded["warmup"], warmup=True), *epochs]
+    extra = {"records": records, "counters": counters, "step_breakdown": breakdown}
+    walls = [e["wall_s"] for e in epochs] or [loaded["warmup"]["wall_s"]]
+    return Bench(name, name, None, statistics.median(walls), walls, extra)
+
+
+def _pairing_gain(benches: list[Benchmark]) -> dict:
+    """What alternating bought, measured on this run: per benchmark, the spread of one pair's
+    log ratio against the spread two unpaired epochs would have (A's and B's variances added:
+    the noise of comparing epochs measured apart)."""
+    paired, unpaired = [], []
+    for b in benches:
+        a = [math.log(p["a"]["wall_s"]) for p in b.pairs]
+        c = [math.log(p["b"]["wall_s"]) for p in b.pairs]
+        logs = b.logs("epoch")
+        if len(logs) >= 3:
+            paired.append(statistics.stdev(logs))
+            unpaired.append(math.sqrt(statistics.variance(a) + statistics.variance(c)))
+    if not paired:
+        return {}
+    return {"benchmarks": len(paired), "paired_sd": statistics.median(paired),
+            "unpaired_sd": statistics.median(unpaired),
+            "variance_ratio": statistics.median(p * p / (u * u) for p, u in zip(paired, unpaired)
+                                                if u > 0)}
+
+
+def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
+            progress: Callable[[str], None] = lambda s: None) -> ABResult:
+    """Run the A/B test of ``options`` between two resolved sides."""
+    points = select(options.keyword)
+    start = time.perf_counter()
+    workers = {}
+    try:
+        workers["A"] = Worker(base, scratch / "base.log", options.threads)
+        workers["B"] = Worker(candidate, scratch / "candidate.log", options.threads)
+        measured: list[_Point] = []
+        for i, (name, experiment, params) in enumerate(points):
+            left = options.budget - (time.perf_counter() - start)
+            deadline = time.perf_counter() + max(left, 0) / (len(points) - i)
+            priors = _priors([m.bench for m in measured])
+            measured.append(_measure_point(workers, name, experiment, params, options, deadline,
+                                           len(points), priors))
+            b = measured[-1].bench
+            progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
+                     f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
+    finally:
+        for w in workers.values():
+            w.close()
+    benches = [m.bench for m in measured]
+    judged = [b for b in benches if b.skipped is None]
+    priors = _priors(judged)  # the final verdicts: every benchmark borrows the whole run's
+    for m in measured:
+        if m.bench.skipped is None and len(m.bench.pairs) >= 2:
+            judge_benchmark(m.bench, threshold=options.threshold,
+                            alpha=(1 - options.confidence) / 2, benchmarks=len(points),
+                            priors=priors)
+        _finish(m)
+    shift = run_shift(judged, threshold=options.threshold, alpha=(1 - options.confidence) / 2)
+    notes = []
+    if base.commit and base.commit == candidate.commit and not (base.note or candidate.note):
+        notes.append("BASE and CANDIDATE are the same commit: an A/A test (every verdict "
+                     "should be unchanged)")
+    unknown = [b for b in judged if b.verdict == UNKNOWN]
+    if unknown:
+        notes.append(f"{len(unknown)} benchmark(s) stayed unknown within the budget: more pairs "
+                     "(--budget) would tell; the MDE column is the smallest change each could "
+                     "have seen")
+    disturbed = [b for b in judged if b.disturbed_pairs]
+    if disturbed:
+        notes.append(f"{sum(b.disturbed_pairs for b in disturbed)} pair(s) of "
+                     f"{len(disturbed)} benchmark(s) left out: other processes used over "
+                     f"{100 * BUSY_SHARE:.0f}% of the machine during them")
+    return ABResult(base, candidate, options, benches, shift, time.perf_counter() - start,
+                    _pairing_gain(judged), notes)
+
+
+def _priors(benches: list[Benchmark]) -> dict:
+    """The run's pooled pair variance per sample, from the benchmarks measured so far."""
+    return {sample: prior_of([b.logs(sample) for b in benches if b.skipped is None])
+            for sample in ("step", "epoch")}
+
+
+@dataclass
+class _Point:
+    """A measured benchmark with both sides' stored shapes (for the counters and the why)."""
+
+    bench: Benchmark
+    old: Bench | None = None
+    new: Bench | None = None
+
+
+def _measure_point(workers: dict, name: str, experiment: str, params: dict, options: ABOptions,
+                   deadline: float, benchmarks: int, priors: dict) -> _Point:
+    b = Benchmark(name)
+    loaded = {}
+    try:
+        for side, w in workers.items():
+            loaded[side] = w.ask({"op": "load", "experiment": experiment, "params": params,
+                                  "scale": options.scale, "threads": options.threads})
+    except WorkerFailed as exc:
+        b.skipped = f"could not build it: {exc}"
+        return _Point(b)
+    skips = {side: x["skip"] for side, x in loaded.items() if "skip" in x}
+    if skips:
+        b.skipped = next(iter(skips.values()))
+        return _Point(b)
+    epochs: dict[str, list[dict]] = {"A": [], "B": []}
+    alpha = 1 - options.confidence
+    schedule = looks(options.min_pairs)
+    while len(b.pairs) < schedule[-1]:
+        order = _order(len(b.pairs) + b.disturbed_pairs)
+        got, busy = {}, False
+        for side in order:
+            answer = workers[side].ask({"op": "epoch"})
+            got[side] = answer["record"]
+            share = answer.get("others_share")
+            busy |= share is not None and share > BUSY_SHARE
+        if busy:
+            b.disturbed_pairs += 1
+        else:
+            b.pairs.append({"a": got["A"], "b": got["B"], "order": order})
+            epochs["A"].append(got["A"])
+            epochs["B"].append(got["B"])
+        n = len(b.pairs)
+        if n in schedule:
+            judge_benchmark(b, threshold=options.threshold, alpha=alpha / 2,
+                            benchmarks=benchmarks, priors=priors)
+            if b.decided:
+                break
+        if time.perf_counter() > deadline and n >= options.min_pairs:
+            break
+        if b.disturbed_pairs > 2 * max(n, options.min_pairs):
+            break  # the machine is busy: more pairs will not tell
+    counters = {side: w.ask({"op": "count"})["counters"] for side, w in workers.items()}
+    old = _bench(name, loaded["A"], epochs["A"], counters["A"], None)
+    new = _bench(name, loaded["B"], epochs["B"], counters["B"], None)
+    if len(b.pairs) >= 2:
+        judge_benchmark(b, threshold=options.threshold, alpha=alpha / 2, benchmarks=benchmarks,
+                        priors=priors)
+    moved = any(j is not None and abs(j.change) >= options.threshold / 3
+                for j in (b.step, b.epoch))
+    if moved or judge_counters(new, [old]).verdict != COUNT_UNCHANGED:
+        # the profiled step breakdown of both sides: the why of a benchmark that moved
+        breakdown = {side: w.ask({"op": "breakdown"})["step_breakdown"]
+                     for side, w in workers.items()}
+        old.extra_info["step_breakdown"] = breakdown["A"]
+        new.extra_info["step_breakdown"] = breakdown["B"]
+    return _Point(b, old, new)
+
+
+def _finish(point: _Point) -> None:
+    """A benchmark's final verdict beyond its time: inconclusive on a busy machine, regressed
+    when a gated counter rose; the why of one that moved."""
+    b = point.bench
+    if b.skipped is not None:
+        return
+    if b.disturbed_pairs > len(b.pairs):
+        b.verdict = INCONCLUSIVE
+        b.why = (f"inconclusive: other processes used the machine during {b.disturbed_pairs} of "
+                 f"{b.disturbed_pairs + len(b.pairs)} pairs; rerun on a quiet machine")
+        return
+    counted = judge_counters(point.new, [point.old])
+    b.counters = counted.to_dict()
+    if counted.verdict == COUNT_REGRESSED:
+        b.verdict, b.judged_by = REGRESSED, "counters"
+    if b.verdict in (REGRESSED, IMPROVED) or counted.verdict != COUNT_UNCHANGED:
+        shown = b.shown
+        b.why = explain(point.new, [point.old], shown.change if shown else None)
+
+
+def run_ab(base_spec: str, candidate_spec: str, options: ABOptions, *,
+           keep: Path | None = None, progress: Callable[[str], None] = lambda s: None) -> ABResult:
+    """Resolve both sides in a temporary folder (kept in ``keep`` if given) and measure."""
+    options.check()
+    select(options.keyword)  # a bad -k fails before anything is built
+    repo = repository()
+    scratch = Path(tempfile.mkdtemp(prefix="fer-ab-", dir=keep))
+    try:
+        base = resolve_side("BASE", base_spec, repo, scratch)
+        candidate = resolve_side("CANDIDATE", candidate_spec, repo, scratch)
+        return measure(base, candidate, options, scratch, progress)
+    finally:
+        if keep is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+
+# ----------------------------------------------------------------- bisect --
+
+@dataclass
+class BisectStep:
+    good: str  # the commit known good when the step ran (the A/B's base)
+    tested: str  # the commit tested (the A/B's candidate)
+    outcome: str  # "bad" (regressed), "good", "unknown"
+    result: ABResult
+
+
+@dataclass
+class BisectResult:
+    good: str
+    bad: str
+    commits: list[str]  # the range, oldest first, GOOD excluded, BAD included
+    steps: list[BisectStep]
+    culprit: str | None
+    seconds: float
+    why_not: str | None = None  # why no culprit was isolated
+
+    def to_dict(self) -> dict:
+        return {"good": self.good, "bad": self.bad, "commits": self.commits,
+                "culprit": self.culprit, "seconds": self.seconds, "why_not": self.why_not,
+                "steps": [{"good": s.good, "tested": s.tested, "outcome": s.outcome,
+                           "ab": s.result.to_dict()} for s in self.steps]}
+
+
+def outcome(result: ABResult) -> str:
+    """An A/B result as a bisect step: bad (something regressed), good (nothing regressed and
+    the run as a whole is the same or faster), else unknown."""
+    if result.failed:
+        return "bad"
+    shift = result.shift
+    if shift is not None and shift.verdict in (UNCHANGED, IMPROVED):
+        return "good"
+    judged = result.judged
+    if judged and all(b.verdict in (UNCHANGED, IMPROVED) for b in judged):
+        return "good"
+    return "unknown"
+
+
+def commit_range(repo: Path, good: str, bad: str) -> tuple[str, str, list[str]]:
+    """GOOD and BAD as commits, and the first-parent commits after GOOD up to BAD."""
+    ids = []
+    for role, spec in (("GOOD", good), ("BAD", bad)):
+        found = _git(repo, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}", check=False)
+        if found.returncode != 0:
+            raise ABError(f"{role} {spec!r} is not a revision of {repo}; check it with "
+                          "`git rev-parse`")
+        ids.append(found.stdout.strip())
+    if _git(repo, "merge-base", "--is-ancestor", ids[0], ids[1], check=False).returncode != 0:
+        raise ABError(f"GOOD {good!r} is not an ancestor of BAD {bad!r}: give the older commit "
+                      "first")
+    commits = _git(repo, "rev-list", "--first-parent", "--reverse", f"{ids[0]}..{ids[1]}"
+                   ).stdout.split()
+    if not commits:
+        raise ABError(f"GOOD {good!r} and BAD {bad!r} are the same commit: nothing to bisect")
+    return ids[0], ids[1], commits
+
+
+def bisect(good: str, bad: str, options: ABOptions,
+           progress: Callable[[str], None] = lambda s: None) -> BisectResult:
+    """Binary search of the first commit of GOOD..BAD where the selected benchmarks regress:
+    each step an A/B test of the newest known-good commit against the middle of the range,
+    then (if not run already) the culprit against its parent, to show its table and why."""
+    options.check()
+    select(options.keyword)
+    repo = repository()
+    if repo is None:
+        raise ABError("fer bisect runs inside a git repository (the current folder is not in one)")
+    start = time.perf_counter()
+    good_id, bad_id, commits = commit_range(repo, good, bad)
+    chain = [good_id, *commits]  # chain[0] good, chain[-1] bad
+    lo, hi = 0, len(chain) - 1
+    steps: list[BisectStep] = []
+
+    def test(base: int, candidate: int) -> BisectStep:
+        progress(f"step {len(steps) + 1}: {chain[base][:10]} (good) vs {chain[candidate][:10]} "
+                 f"({hi - lo - 1} commit(s) left between good and bad)")
+        result = run_ab(chain[base], chain[candidate], options, progress=progress)
+        step = BisectStep(chain[base], chain[candidate], outcome(result), result)
+        steps.append(step)
+        progress(f"  -> {step.outcome} ({result.seconds:.0f} s)")
+        return step
+
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        step = test(lo, mid)
+        if step.outcome == "bad":
+            hi = mid
+        elif step.outcome == "good":
+            lo = mid
+        else:
+            return BisectResult(good_id, bad_id, commits, steps, None, time.perf_counter() - start,
+                                why_not=f"the A/B of {chain[mid][:10]} against {chain[lo][:10]} "
+                                        "was unknown within its budget: raise --budget or "
+                                        "narrow -k to the benchmarks that regressed")
+    culprit = chain[hi]
+    confirmed = [s for s in steps if s.tested == culprit and s.good == chain[hi - 1]]
+    if not confirmed:
+        confirmed = [test(hi - 1, hi)]
+    last = confirmed[-1]
+    why_not = None
+    if last.outcome != "bad":
+        why_not = (f"{culprit[:10]} did not regress against its parent on its own ({last.outcome}):"
+                   " the slowdown builds up over several commits, or it is below what the "
+                   "budget can see")
+        culprit = None
+    return BisectResult(good_id, bad_id, commits, steps, culprit, time.perf_counter() - start,
+                        why_not=why_not)

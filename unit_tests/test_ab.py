@@ -1,0 +1,169 @@
+"""fer ab and fer bisect: sides, selection, usage errors, the bisect search, and an end-to-end
+A/B test of two commits of a scratch repository."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fer.bench.paired import IMPROVED, REGRESSED, UNCHANGED, UNKNOWN, Benchmark, RunShift
+from fer.cli import main
+from fer.suite import ab
+from fer.suite.ab import ABOptions, ABResult, Side, bisect, outcome, select
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _repo(path: Path, commits: int = 0) -> Path:
+    """A git repository holding a copy of this checkout's fer/ package, and ``commits``
+    further commits that change nothing of fer."""
+    shutil.copytree(ROOT / "fer", path / "fer", ignore=shutil.ignore_patterns("__pycache__"))
+    _git(path.parent, "init", "-q", str(path))
+    _git(path, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+    _git(path, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "base")
+    for i in range(commits):
+        (path / "notes.txt").write_text(f"{i}\n")
+        _git(path, "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
+        _git(path, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", f"c{i}")
+    return path
+
+
+def test_selection_is_pytest_s_k():
+    names = [n for n, _, _ in select("optimizer and not sgd")]
+    assert names and all(n.startswith("test_optimizer[") and "sgd" not in n for n in names)
+    assert "test_optimizer[adam]" in names
+    assert not any(n.startswith(("test_ddp", "test_profiler")) for n, _, _ in select(None))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["ab", "nope", "HEAD", "-k", "adam"], "BASE 'nope' is neither a revision"),
+    (["ab", "HEAD", "HEAD", "-k", "zzz_none"], "selects none of the"),
+    (["ab", "HEAD", "HEAD", "-k", "adam and ("], "-k 'adam and ('"),
+    (["ab", "HEAD", "HEAD", "--budget", "0"], "--budget must be > 0"),
+    (["ab", "HEAD"], "give BASE and CANDIDATE"),
+    (["bisect", "HEAD", "HEAD~1", "-k", "adam"], "is not an ancestor"),
+])
+def test_usage_errors_exit_2_with_one_line(argv, match, capsys, tmp_path, monkeypatch):
+    repo = _repo(tmp_path / "r", commits=1)
+    monkeypatch.chdir(repo)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert match in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_bad_flag_value_is_argparse_s_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["ab", "HEAD", "HEAD", "--perf-rounds", "1"])
+    assert exited.value.code == 2 and "must be >= 2" in capsys.readouterr().err
+
+
+def test_a_dirty_tree_is_refused_where_it_matters(tmp_path, monkeypatch, capsys):
+    repo = _repo(tmp_path / "r", commits=1)
+    monkeypatch.chdir(repo)
+    (repo / "fer" / "engine.py").write_text((repo / "fer" / "engine.py").read_text() + "\n# x\n")
+    assert main(["ab", "HEAD~1", "HEAD", "-k", "adam"]) == 2
+    assert "uncommitted changes it lacks (fer/engine.py)" in capsys.readouterr().err
+    # the folder itself is the tree as it is: resolved, with its changes noted
+    side = ab.resolve_side("CANDIDATE", str(repo), ab.repository(repo), tmp_path)
+    assert side.root == repo.resolve() and "1 uncommitted change(s)" in side.note
+
+
+def test_a_revision_is_exported_without_touching_the_checkout(tmp_path, monkeypatch):
+    repo = _repo(tmp_path / "r", commits=2)
+    before = _git(repo, "status", "--porcelain"), _git(repo, "worktree", "list")
+    side = ab.resolve_side("BASE", "HEAD~2", repo, tmp_path / "scratch")
+    assert (side.root / "fer" / "engine.py").is_file() and not (side.root / "notes.txt").exists()
+    assert side.commit == _git(repo, "rev-parse", "HEAD~2")
+    assert (_git(repo, "status", "--porcelain"), _git(repo, "worktree", "list")) == before
+
+
+# ------------------------------------------------------------------ bisect --
+
+def _fake_result(regressed: bool, unknown: bool = False) -> ABResult:
+    side = Side("BASE", "x", Path("."), "0" * 40)
+    b = Benchmark("test_optimizer[adam]")
+    b.verdict = REGRESSED if regressed else (UNKNOWN if unknown else UNCHANGED)
+    shift = RunShift(3, 0.05 if regressed else 0.0, 0.0, 0.1, 0.02,
+                     REGRESSED if regressed else (UNKNOWN if unknown else UNCHANGED))
+    return ABResult(side, side, ABOptions(), [b], shift, 1.0)
+
+
+@pytest.mark.parametrize("culprit", range(1, 9))
+def test_bisect_finds_the_culprit_of_eight_commits_in_four_tests(culprit, tmp_path,
+                                                                 monkeypatch):
+    repo = _repo(tmp_path / "r", commits=8)
+    chain = _git(repo, "rev-list", "--reverse", "HEAD").split()  # chain[0]: the base commit
+    calls = []
+
+    def fake(base, candidate, options, progress=None, keep=None):
+        calls.append((base, candidate))
+        return _fake_result(chain.index(base) < culprit <= chain.index(candidate))
+
+    monkeypatch.setattr(ab, "run_ab", fake)
+    monkeypatch.chdir(repo)
+    found = bisect(chain[0], chain[-1], ABOptions(keyword="adam"))
+    assert found.culprit == chain[culprit]
+    assert len(found.steps) <= 4 and len(calls) == len(found.steps)
+    assert found.steps[-1].tested == chain[culprit] and found.steps[-1].good == chain[culprit - 1]
+
+
+def test_bisect_says_why_it_could_not_isolate(tmp_path, monkeypatch, capsys):
+    repo = _repo(tmp_path / "r", commits=4)
+    monkeypatch.setattr(ab, "run_ab", lambda *a, **k: _fake_result(False, unknown=True))
+    monkeypatch.chdir(repo)
+    assert main(["bisect", "HEAD~4", "HEAD", "-k", "adam", "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "no culprit isolated" in out and "raise --budget" in out
+
+
+def test_outcome_of_a_step():
+    assert outcome(_fake_result(True)) == "bad"
+    assert outcome(_fake_result(False)) == "good"
+    assert outcome(_fake_result(False, unknown=True)) == "unknown"
+    improved = _fake_result(False)
+    improved.shift.verdict = IMPROVED
+    assert outcome(improved) == "good"
+
+
+# ------------------------------------------------------------ end to end --
+
+PLANT = """
+        _ = inputs.sum().item()  # planted: one more op and one host read per step
+"""
+
+
+@pytest.mark.slow
+def test_fer_ab_of_two_commits_names_the_planted_op(tmp_path):
+    """A commit that adds one op and one .item() per step: the counters regress it, named,
+    whatever the clock says; exit 1 with --fail-on-regression."""
+    repo = _repo(tmp_path / "r")
+    engine = repo / "fer" / "engine.py"
+    text = engine.read_text()
+    anchor = "        sums.steps += 1\n"
+    assert anchor in text
+    engine.write_text(text.replace(anchor, anchor + PLANT, 1))
+    _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "plant")
+    done = subprocess.run([sys.executable, "-m", "fer", "ab", "HEAD~1", "HEAD", "-k",
+                           "test_optimizer and sgd and not momentum and not nesterov",
+                           "--budget", "1", "--json", "--fail-on-regression", "--threads", "1"],
+                          cwd=repo, capture_output=True, text=True, timeout=280)
+    assert done.returncode == 1, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    (row,) = result["rows"]
+    assert row["fullname"] == "test_optimizer[sgd]" and row["verdict"] == REGRESSED
+    assert row["judged_by"] in ("counters", "step", "epoch")
+    assert row["counters"]["verdict"] == REGRESSED
+    detail = row["counters"]["detail"]
+    assert "aten ops/step" in detail and "+1: aten::sum" in detail
+    assert "+1: aten::_local_scalar_dense" in detail and "syncs/step" in detail
+    assert len(row["pairs"]) >= 3
+    assert {p["order"] for p in row["pairs"]} == {"AB", "BA"}
+    assert result["base"]["commit"] != result["candidate"]["commit"]

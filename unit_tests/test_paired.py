@@ -1,0 +1,136 @@
+"""fer.bench.paired: the paired statistics of fer ab."""
+
+import math
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fer.bench.paired import (
+    IMPROVED,
+    LOOKS,
+    REGRESSED,
+    UNCHANGED,
+    UNKNOWN,
+    Benchmark,
+    judge,
+    judge_benchmark,
+    looks,
+    prior_of,
+    run_shift,
+)
+
+
+def _pairs(ratios, a=1.0, epoch_ratios=None):
+    """Pairs of records whose B/A step sample is ``ratios[i]`` (and epoch ``epoch_ratios``)."""
+    out = []
+    for i, r in enumerate(ratios):
+        e = (epoch_ratios or ratios)[i]
+        rec_a = {"wall_s": a, "steps": 10, "step_s": {"q25": a / 10}}
+        rec_b = {"wall_s": a * e, "steps": 10, "step_s": {"q25": a * r / 10}}
+        out.append({"a": rec_a, "b": rec_b, "order": "AB"})
+    return out
+
+
+def _noisy(change, n, sd, seed=0):
+    rng = random.Random(seed)
+    return [math.exp(math.log1p(change) + rng.gauss(0, sd)) for _ in range(n)]
+
+
+def test_looks_grow_by_half_and_stop():
+    assert looks(3) == [3, 5, 8, 12, 18] and len(looks(3)) == LOOKS
+
+
+def test_a_clear_slowdown_regresses_and_a_clear_speedup_improves():
+    up = judge([math.log(1.05) + d for d in (0.001, -0.001, 0.002, -0.002, 0.0)],
+               sample="step", threshold=0.03, alpha=0.001)
+    assert up.verdict == REGRESSED and up.low > 0 and math.isclose(up.change, 0.05, rel_tol=1e-3)
+    down = judge([-x for x in [math.log(1.05) + d for d in (0.001, -0.001, 0.002, -0.002, 0.0)]],
+                 sample="step", threshold=0.03, alpha=0.001)
+    assert down.verdict == IMPROVED
+
+
+def test_a_tiny_real_change_is_unchanged_not_regressed():
+    """Significant but below a third of the threshold: within +-threshold, unchanged."""
+    j = judge([math.log(1.005) + d for d in (0.0001, -0.0001, 0.0002, 0.0)], sample="step",
+              threshold=0.03, alpha=0.01)
+    assert j.low > 0 and j.verdict == UNCHANGED
+
+
+def test_few_noisy_pairs_are_unknown_with_their_mde():
+    j = judge([0.05, -0.04, 0.03], sample="step", threshold=0.03, alpha=0.001)
+    assert j.verdict == UNKNOWN and j.mde > 0.03
+
+
+def test_the_run_s_pooled_variance_lets_few_pairs_decide():
+    logs = [math.log(1.06) + d for d in (0.004, -0.004, 0.0)]
+    alone = judge(logs, sample="step", threshold=0.03, alpha=0.0005)
+    prior = prior_of([[0.01, -0.01, 0.0, 0.005, -0.005]] * 4)
+    helped = judge(logs, sample="step", threshold=0.03, alpha=0.0005, prior=prior)
+    assert alone.verdict == UNKNOWN and helped.verdict == REGRESSED
+    assert helped.mde < alone.mde
+
+
+def test_one_burst_pair_is_left_out():
+    logs = [0.001, -0.001, 0.0005, -0.0005, 0.0, 0.9]  # one epoch hit by a burst
+    j = judge(logs, sample="step", threshold=0.03, alpha=0.01)
+    assert j.dropped == 1 and j.verdict == UNCHANGED
+
+
+def test_a_stall_only_the_whole_epoch_sees_decides_the_benchmark():
+    b = Benchmark("t", pairs=_pairs([1.0] * 8, epoch_ratios=_noisy(0.20, 8, 0.01)))
+    judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=10)
+    assert b.step.verdict == UNCHANGED and b.epoch.verdict == REGRESSED
+    assert b.verdict == REGRESSED and b.judged_by == "epoch" and b.shown is b.epoch
+
+
+def test_a_same_step_with_an_unknown_epoch_stays_unknown():
+    b = Benchmark("t", pairs=_pairs([1.0] * 3, epoch_ratios=[1.3, 0.8, 1.1]))
+    judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=10)
+    assert b.step.verdict == UNCHANGED and b.verdict == UNKNOWN
+
+
+def test_the_run_as_a_whole_sees_a_shared_small_change():
+    benches = []
+    for i in range(12):
+        b = Benchmark(f"t{i}", pairs=_pairs(_noisy(0.03, 3, 0.02, seed=i)))
+        judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=12)
+        benches.append(b)
+    shift = run_shift(benches, threshold=0.03, alpha=0.025)
+    assert shift.verdict == REGRESSED and shift.low > 0
+    assert sum(b.verdict == REGRESSED for b in benches) < 12  # the benchmarks alone see less
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-0.2, 0.2), min_size=2, max_size=20),
+       st.floats(0.005, 0.1), st.floats(1e-6, 0.2))
+def test_swapping_the_sides_mirrors_the_verdict(logs, threshold, alpha):
+    forward = judge(logs, sample="step", threshold=threshold, alpha=alpha)
+    backward = judge([-x for x in logs], sample="step", threshold=threshold, alpha=alpha)
+    mirror = {REGRESSED: IMPROVED, IMPROVED: REGRESSED, UNCHANGED: UNCHANGED, UNKNOWN: UNKNOWN}
+    assert backward.verdict == mirror[forward.verdict]
+    assert math.isclose((1 + forward.change) * (1 + backward.change), 1, rel_tol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.5, 2.0), min_size=2, max_size=20), st.floats(0.005, 0.1))
+def test_identical_sides_are_never_regressed(times, threshold):
+    """An A/A of identical samples: every pair's ratio is exactly 1."""
+    b = Benchmark("t", pairs=[{"a": {"wall_s": t, "steps": 4, "step_s": {"q25": t / 4}},
+                               "b": {"wall_s": t, "steps": 4, "step_s": {"q25": t / 4}},
+                               "order": "AB"} for t in times])
+    judge_benchmark(b, threshold=threshold, alpha=0.025, benchmarks=3)
+    assert b.verdict == UNCHANGED
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_a_noise_is_not_regressed_at_the_run_s_alpha(seed):
+    """Pure noise (sd 2% per pair), 30 benchmarks, the run's alpha: no false regression."""
+    benches = []
+    for i in range(30):
+        b = Benchmark(f"t{i}", pairs=_pairs(_noisy(0.0, 5, 0.02, seed=1000 * seed + i)))
+        judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=30,
+                        priors={"step": (0.02 ** 2, 12.0), "epoch": (0.02 ** 2, 12.0)})
+        benches.append(b)
+    assert REGRESSED not in {b.verdict for b in benches}
