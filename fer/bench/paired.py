@@ -9,11 +9,12 @@ benchmark's change.
 
 Two samples are judged per benchmark, as ``fer compare`` does: the typical step (the epoch's
 25th-percentile step time x its steps: quiet, blind to a stall in some steps or to work after
-the step loop) and the whole epoch (sees everything). Each answers:
+the step loop) and the whole epoch (the whole ``train_epoch`` call: sees everything). Each answers:
 
 * ``regressed`` / ``improved`` (Pinpoint's DIFFERENT): the interval excludes zero and the
   change is at least ``threshold / 3``;
-* ``unchanged`` (SAME): the interval lies within ``+-threshold``;
+* ``unchanged`` (SAME): the interval at the unsplit alpha lies within ``+-threshold`` (two
+  one-sided tests: a wrong SAME misses a change, it never raises an alarm);
 * ``unknown``: neither yet: more pairs would tell (the smallest change the pairs so far
   could have seen, the MDE, says how far they are).
 
@@ -39,6 +40,9 @@ VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, UNKNOWN, INCONCLUSIVE)
 LOOKS = 5
 #: the most degrees of freedom the run's pooled pair variance lends one benchmark
 PRIOR_DF = 12
+#: the sd of the speed difference of two worker processes of the same code, as a log ratio:
+#: the floor of a benchmark's standard error however many pairs it has (measured: docs/ab.md)
+PROCESS_NOISE = 0.01
 #: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
 EPOCH_SHARE = 0.2
 #: the fewest pairs judged
@@ -124,21 +128,25 @@ def prior_of(samples: list[list[float]]) -> Prior | None:
     return sum(v * d for v, d in found) / df, float(min(df, PRIOR_DF))
 
 
-def _verdict(mean: float, low: float, high: float, threshold: float) -> str:
-    """DIFFERENT, SAME or UNKNOWN from a log change and its interval, symmetric in the sides
-    (a change of +x and one of 1/(1+x) - 1 are judged alike: the bounds are in log terms)."""
+def _verdict(mean: float, low: float, high: float, threshold: float,
+             same: tuple[float, float] | None = None) -> str:
+    """DIFFERENT, SAME or UNKNOWN from a log change and its interval (``same``: the interval
+    the SAME answer is read from, if another), symmetric in the sides (a change of +x and one
+    of 1/(1+x) - 1 are judged alike: the bounds are in log terms)."""
     real = abs(mean) >= math.log1p(threshold / 3)
     if low > 0 and real:
         return REGRESSED
     if high < 0 and real:
         return IMPROVED
+    low, high = same or (low, high)
     if -math.log1p(threshold) < low and high < math.log1p(threshold):
         return UNCHANGED
     return UNKNOWN
 
 
 def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
-          prior: Prior | None = None) -> Paired:
+          prior: Prior | None = None, process_noise: float = 0.0,
+          same_alpha: float | None = None) -> Paired:
     """Judge one sample's pair log ratios at one-sided ``alpha`` (already split); with a
     ``prior``, the variance is moderated towards the run's pooled one (more degrees of
     freedom: few pairs can decide)."""
@@ -153,13 +161,19 @@ def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
         var = (prior[0] * prior[1] + var * df) / (prior[1] + df)
         df = prior[1] + df
     sd = math.sqrt(var)
-    se = max(sd / math.sqrt(n), 1e-12)
+    # a benchmark's pairs share their two processes: their own speeds differ by a little
+    # (measured in A/A runs, PROCESS_NOISE), which more pairs cannot average away
+    se = max(math.sqrt(sd * sd / n + process_noise ** 2), 1e-12)
     q = _t(1 - alpha, df)
     low, high = mean - q * se, mean + q * se
     p = _t_sf(abs(mean) / se, df)
     # the smallest change flagged at this alpha with 80% power (one-sided)
     mde = _expm1((q + _t(0.8, df)) * se)
-    verdict = _verdict(mean, low, high, threshold)
+    same = None
+    if same_alpha is not None:  # SAME is two one-sided tests at the unsplit alpha (a wrong
+        q_same = _t(1 - same_alpha, df)  # SAME misses a change; it never raises an alarm)
+        same = (mean - q_same * se, mean + q_same * se)
+    verdict = _verdict(mean, low, high, threshold, same)
     return Paired(sample, n, _expm1(mean), _expm1(low), _expm1(high), p, sd, mde,
                   verdict, dropped)
 
@@ -200,10 +214,11 @@ class Benchmark:
 
 
 def _seconds(record: dict, sample: str) -> float | None:
-    """One epoch's time of ``sample``: the wall time, or the 25th-percentile step time x
-    the steps (the suite's step sample)."""
+    """One epoch's time of ``sample``: the whole ``train_epoch`` call (``call_s``; the engine's
+    wall time where the call was not timed), or the 25th-percentile step time x the steps
+    (the suite's step sample)."""
     if sample == "epoch":
-        return record.get("wall_s")
+        return record.get("call_s") or record.get("wall_s")
     step = record.get("step_s") or {}
     q25, steps = step.get("q25"), record.get("steps")
     return q25 * steps if q25 and steps else None
@@ -217,9 +232,11 @@ def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks:
     per = alpha / max(benchmarks, 1) / LOOKS
     priors = priors or {}
     b.step = judge(b.logs("step"), sample="step", threshold=threshold,
-                   alpha=per * (1 - EPOCH_SHARE), prior=priors.get("step"))
+                   alpha=per * (1 - EPOCH_SHARE), prior=priors.get("step"),
+                   process_noise=PROCESS_NOISE, same_alpha=alpha)
     b.epoch = judge(b.logs("epoch"), sample="epoch", threshold=threshold,
-                    alpha=per * EPOCH_SHARE, prior=priors.get("epoch"))
+                    alpha=per * EPOCH_SHARE, prior=priors.get("epoch"),
+                    process_noise=PROCESS_NOISE, same_alpha=alpha)
     moved = (REGRESSED, IMPROVED)
     if b.step.pairs == 0:  # no step times (an older side): the whole epoch alone
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"

@@ -162,13 +162,16 @@ class Worker:
         self.proc = subprocess.Popen([sys.executable, "-u", str(WORKER)], cwd=side.root, env=env,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, text=True, bufsize=1)
+
+    def check(self) -> None:
+        """The worker imported its side's fer (asked after both sides started: they import
+        torch at the same time)."""
         hello = self.ask({"op": "hello"})
         where = Path(hello["fer"]).resolve()
-        if side.root not in where.parents:
-            self.close()
-            raise ABError(f"{side.role} imported fer from {where}, not from {side.root}: an "
-                          "installed fer shadows the checkout; install fer in editable mode "
-                          "(pip install -e .) or uninstall it")
+        if self.side.root not in where.parents:
+            raise ABError(f"{self.side.role} imported fer from {where}, not from "
+                          f"{self.side.root}: an installed fer shadows the checkout; install fer "
+                          "in editable mode (pip install -e .) or uninstall it")
 
     def ask(self, msg: dict) -> dict:
         try:
@@ -348,23 +351,28 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
     """Run the A/B test of ``options`` between two resolved sides."""
     points = select(options.keyword)
     start = time.perf_counter()
-    workers = {}
-    try:
-        workers["A"] = Worker(base, scratch / "base.log", options.threads)
-        workers["B"] = Worker(candidate, scratch / "candidate.log", options.threads)
-        measured: list[_Point] = []
-        for i, (name, experiment, params) in enumerate(points):
+    measured: list[_Point] = []
+    for i, (name, experiment, params) in enumerate(points):
+        # fresh processes for every benchmark: a process's own speed (its memory layout, its
+        # threads' placement) is then one more draw per benchmark, which the run's interval
+        # (from the benchmarks' spread) weighs, not a bias shared by every benchmark
+        workers = {}
+        try:
+            workers["A"] = Worker(base, scratch / f"base-{i}.log", options.threads)
+            workers["B"] = Worker(candidate, scratch / f"candidate-{i}.log", options.threads)
+            for w in workers.values():
+                w.check()
             left = options.budget - (time.perf_counter() - start)
             deadline = time.perf_counter() + max(left, 0) / (len(points) - i)
             priors = _priors([m.bench for m in measured])
             measured.append(_measure_point(workers, name, experiment, params, options, deadline,
                                            len(points), priors))
-            b = measured[-1].bench
-            progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
-                     f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
-    finally:
-        for w in workers.values():
-            w.close()
+        finally:
+            for w in workers.values():
+                w.close()
+        b = measured[-1].bench
+        progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
+                 f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
     benches = [m.bench for m in measured]
     judged = [b for b in benches if b.skipped is None]
     priors = _priors(judged)  # the final verdicts: every benchmark borrows the whole run's

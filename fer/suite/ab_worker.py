@@ -27,6 +27,7 @@ import importlib.util
 import json
 import os
 import sys
+import time
 import traceback
 
 import torch
@@ -84,9 +85,11 @@ class Side:
 
     def epoch(self, msg: dict) -> dict:
         self.sampler.mark()
+        start = time.perf_counter()
         record = self.trainer.train_epoch()
+        call = time.perf_counter() - start  # the whole call: work after the timed loop too
         share = self.sampler.mark()
-        return {"record": record.to_dict(), "others_share": share}
+        return {"record": dict(record.to_dict(), call_s=call), "others_share": share}
 
     def count(self, msg: dict) -> dict:
         return {"counters": self.counters.count_steps(self.trainer)}

@@ -1,0 +1,315 @@
+"""How well does `fer ab` see a change of one commit? Real plants, as commits, judged on this machine.
+
+Clones this repository into a scratch folder and commits each *plant* on top of HEAD as its
+own branch: a real change of fer's code, the kind a pull request makes.
+
+==========  ==================================================================================
+plant       the commit
+==========  ==================================================================================
+aa          a comment (A/A: every verdict should be unchanged, no counter may move)
+slow3/5/10  every training step busy-waits 3% / 5% / 10% of its own measured time
+op          one more aten op per step (``inputs.sum()``); time change ~0
+item        one more ``.item()`` per step (a host read: a sync on a GPU); time change ~0
+stall8      every 8th step busy-waits 1.6x its own time (+20% epoch time, in a few steps)
+tail20      ``Trainer.train_epoch`` busy-waits 20% of the epoch after its step loop
+==========  ==================================================================================
+
+Each trial is one ``fer ab HEAD <plant>`` (its JSON kept under ``--out``). ``--compare`` also
+runs the perf suite (the same ``-k``) in checkouts of HEAD (``--history`` runs) and of each
+plant, and judges each plant with today's ``fer compare`` against one baseline run and against
+the history, on the same machine in the same hour. ``--bisect`` plants a 5% slowdown as commit 5
+of a chain of 8 and runs ``fer bisect``. The summary prints, per plant, what each method
+flagged, with the trials' spread; ``--summary-only`` reprints it from ``--out``.
+
+    python benchmarks/ab_power.py --out .ab-power --plants aa,slow3 --trials 5 -k optimizer
+    python benchmarks/ab_power.py --out .ab-power --plants stall8,tail20 --compare -k optimizer
+    python benchmarks/ab_power.py --out .ab-power --bisect -k optimizer --budget 60
+    python benchmarks/ab_power.py --out .ab-power --summary-only
+
+Time nothing else on the machine while it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from fer.bench.stats import REGRESSED, compare  # noqa: E402
+from fer.bench.storage import load_run  # noqa: E402
+
+_WRAP = '''
+
+# --- planted by benchmarks/ab_power.py ---
+import time as _planted_time
+
+_planted_step = Trainer._train_step
+
+
+def _planted(self, inputs, targets, sums):
+    start = _planted_time.perf_counter()
+    _planted_step(self, inputs, targets, sums)
+    elapsed = _planted_time.perf_counter() - start
+{body}
+
+
+Trainer._train_step = _planted
+'''
+
+
+def _busy(fraction: str) -> str:
+    return (f"    deadline = _planted_time.perf_counter() + {fraction} * elapsed\n"
+            "    while _planted_time.perf_counter() < deadline:\n        pass")
+
+
+_TAIL = '''        wall = timing.now(device) - start
+'''
+_TAIL_PLANTED = '''        _planted_deadline = time.perf_counter() + 0.20 * (timing.now(device) - start)
+        while time.perf_counter() < _planted_deadline:  # planted: work after the step loop
+            pass
+        wall = timing.now(device) - start
+'''
+
+PLANTS = {
+    "aa": ("a comment", lambda text: text + "\n# planted: a comment, nothing else\n"),
+    "slow3": ("every step +3%", lambda t: t + _WRAP.format(body=_busy("0.03"))),
+    "slow5": ("every step +5%", lambda t: t + _WRAP.format(body=_busy("0.05"))),
+    "slow10": ("every step +10%", lambda t: t + _WRAP.format(body=_busy("0.10"))),
+    "op": ("+1 op per step", lambda t: t + _WRAP.format(body="    inputs.sum()")),
+    "item": ("+1 .item() per step", lambda t: t + _WRAP.format(body="    inputs.sum().item()")),
+    "stall8": ("every 8th step stalls 1.6x", lambda t: t + _WRAP.format(
+        body="    if sums.steps % 8 == 0:\n        deadline = _planted_time.perf_counter() + "
+             "1.6 * elapsed\n        while _planted_time.perf_counter() < deadline:\n"
+             "            pass")),
+    "tail20": ("+20% after the step loop", lambda t: t.replace(_TAIL, _TAIL_PLANTED, 1)),
+}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), "-c", "user.email=ab@power",
+                           "-c", "user.name=ab power", *args], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def scratch_clone(out: Path) -> Path:
+    repo = out / "repo"
+    if not repo.exists():
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    return repo
+
+
+def plant(repo: Path, name: str, base: str = "HEAD") -> str:
+    """The branch ``plant-<name>``: ``base`` plus the plant, committed."""
+    branch = f"plant-{name}"
+    git(repo, "checkout", "-q", "--detach", base)
+    engine = repo / "fer" / "engine.py"
+    text = engine.read_text()
+    planted = PLANTS[name][1](text)
+    if planted == text:
+        raise SystemExit(f"plant {name}: its anchor is not in fer/engine.py any more")
+    engine.write_text(planted)
+    git(repo, "commit", "-qam", f"plant: {PLANTS[name][0]}")
+    git(repo, "branch", "-qf", branch)
+    git(repo, "checkout", "-q", "--detach", base)
+    return branch
+
+
+def run_ab(repo: Path, base: str, candidate: str, out: Path, args) -> dict:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "fer", "ab", base, candidate, "--budget", str(args.budget),
+           "--json", "-q"]
+    if args.k:
+        cmd += ["-k", args.k]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"fer ab failed ({done.returncode}): {done.stderr[-1500:]}")
+    result = json.loads(done.stdout)
+    result["wall_s"] = time.perf_counter() - start
+    out.write_text(json.dumps(result))
+    return result
+
+
+def run_suite(repo: Path, rev: str, out: Path, args) -> Path:
+    """The perf suite (``-k``) of a checkout of ``rev``, its own fer on the path."""
+    checkout = out.parent / f"checkout-{out.stem}"
+    if checkout.exists():
+        shutil.rmtree(checkout)
+    checkout.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    cmd = [sys.executable, "-m", "pytest", "perf_tests", "--perf-scale", "smoke", "-q",
+           "-p", "no:cacheprovider", f"--benchmark-json={out.resolve()}",
+           "--benchmark-storage", str((out.parent / "storage").resolve())]
+    if args.k:
+        cmd += ["-k", args.k]
+    subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, check=True)
+    shutil.rmtree(checkout)
+    return out
+
+
+# ---------------------------------------------------------------- summary --
+
+def _share(rows: list[dict], verdict: str) -> float:
+    judged = [r for r in rows if not r.get("skipped")]
+    return sum(r["verdict"] == verdict for r in judged) / max(len(judged), 1)
+
+
+def summarize_ab(out: Path) -> list[str]:
+    lines = ["| plant | trials | run as a whole flagged | benchmarks regressed (median, range) | "
+             "counter alarms | unknown | time per trial (median) | run MDE (median) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in PLANTS:
+        files = sorted((out / "ab").glob(f"{name}-*.json"))
+        if not files:
+            continue
+        results = [json.loads(f.read_text()) for f in files]
+        runs = [r["run"] for r in results if r.get("run")]
+        flagged = sum(r["run"]["verdict"] == REGRESSED for r in results if r.get("run"))
+        shares = [_share(r["rows"], REGRESSED) for r in results]
+        counters = [sum((row.get("counters") or {}).get("verdict") == REGRESSED
+                        for row in r["rows"]) for r in results]
+        unknown = [_share(r["rows"], "unknown") for r in results]
+        mdes = [x["mde"] for x in runs]
+        lines.append(
+            f"| {name} ({PLANTS[name][0]}) | {len(results)} | {flagged}/{len(runs)} | "
+            f"{100 * statistics.median(shares):.0f}% ({100 * min(shares):.0f}-"
+            f"{100 * max(shares):.0f}%) | {sum(c > 0 for c in counters)}/{len(results)} trials "
+            f"({sum(counters)} benchmarks) | {100 * statistics.median(unknown):.0f}% | "
+            f"{statistics.median(r['wall_s'] for r in results):.0f} s | "
+            f"{100 * statistics.median(mdes):.1f}% |" if mdes else "")
+    names = {row.get("counters", {}).get("detail") for f in (out / "ab").glob("*.json")
+             for row in json.loads(f.read_text())["rows"] if (row.get("counters") or {}).get("detail")}
+    if names:
+        lines += ["", "Counters named: " + "; ".join(sorted(n for n in names if n))[:600]]
+    return lines
+
+
+def process_noise(out: Path) -> list[str]:
+    """The A/A trials' benchmarks: the spread of their changes beyond what their pairs explain
+    (the speed difference of two processes of the same code)."""
+    excess = []
+    for f in sorted((out / "ab").glob("aa-*.json")):
+        for row in json.loads(f.read_text())["rows"]:
+            step = row.get("step")
+            if step and step["pairs"] >= 3:
+                m = math.log1p(step["change"])
+                se2 = step["noise"] ** 2 / step["pairs"]
+                excess.append((m * m, se2))
+    if len(excess) < 5:
+        return []
+    var = statistics.fmean(m for m, _ in excess) - statistics.fmean(s for _, s in excess)
+    return [f"A/A: {len(excess)} benchmark changes; their mean square beyond their pairs' own "
+            f"variance: process noise sd ~ {100 * max(var, 0) ** 0.5:.2f}% (fer.bench.paired."
+            "PROCESS_NOISE assumes 1%)"]
+
+
+def summarize_compare(out: Path) -> list[str]:
+    folder = out / "compare"
+    history = [load_run(p) for p in sorted(folder.glob("base-*.json"))]
+    if not history:
+        return []
+    lines = ["", "| plant | fer compare, 1 baseline run: regressed | fer compare, history of "
+             f"{len(history)}: regressed |", "|---|---:|---:|"]
+    for name in PLANTS:
+        found = sorted(folder.glob(f"{name}.json"))
+        if not found:
+            continue
+        new = load_run(found[0])
+        one = compare(history[-1], new)
+        many = compare(history, new)
+        lines.append(f"| {name} | {_share([r.to_dict() for r in one.rows], REGRESSED):.0%} of "
+                     f"{len(one.rows)} | {_share([r.to_dict() for r in many.rows], REGRESSED):.0%}"
+                     f" of {len(many.rows)} |")
+    return lines
+
+
+def summarize_bisect(out: Path) -> list[str]:
+    f = out / "bisect.json"
+    if not f.exists():
+        return []
+    r = json.loads(f.read_text())
+    expected = r.get("expected")
+    return ["", f"bisect: {len(r['commits'])} commits, culprit {str(r['culprit'])[:10]} "
+            f"(planted: {str(expected)[:10]}, {'found' if r['culprit'] == expected else 'MISSED'})"
+            f" in {len(r['steps'])} A/B tests, {r['seconds']:.0f} s"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=".ab-power", help="folder for the clone and the results")
+    p.add_argument("--plants", default="", help=f"comma-separated: {', '.join(PLANTS)}")
+    p.add_argument("--trials", type=int, default=1, help="fer ab runs per plant")
+    p.add_argument("-k", default=None, help="the benchmarks (fer ab -k / pytest -k)")
+    p.add_argument("--budget", type=float, default=120.0, help="fer ab --budget per trial")
+    p.add_argument("--compare", action="store_true",
+                   help="also run the suite for fer compare (HEAD --history times, each plant)")
+    p.add_argument("--history", type=int, default=3, help="HEAD suite runs for --compare")
+    p.add_argument("--bisect", action="store_true", help="fer bisect of a planted 5%% culprit")
+    p.add_argument("--summary-only", action="store_true")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plants = [x for x in args.plants.split(",") if x]
+    unknown = [x for x in plants if x not in PLANTS]
+    if unknown:
+        p.error(f"--plants: unknown {', '.join(unknown)}")
+    if not args.summary_only:
+        repo = scratch_clone(out)
+        head = git(repo, "rev-parse", "HEAD")
+        branches = {name: plant(repo, name, head) for name in plants}
+        if args.compare:
+            for i in range(args.history):
+                if not (out / "compare" / f"base-{i}.json").exists():
+                    run_suite(repo, head, out / "compare" / f"base-{i}.json", args)
+        for _trial in range(args.trials):
+            for name in plants:  # plants interleaved: the machine's hour is shared alike
+                n = len(list((out / "ab").glob(f"{name}-*.json")))
+                result = run_ab(repo, head, branches[name], out / "ab" / f"{name}-{n}.json", args)
+                run = result.get("run") or {}
+                print(f"{name} trial {n}: run {run.get('verdict')} "
+                      f"{100 * run.get('change', 0):+.1f}%, {len(result['regressed'])} regressed, "
+                      f"{result['wall_s']:.0f} s", flush=True)
+        if args.compare:
+            for name in plants:
+                run_suite(repo, branches[name], out / "compare" / f"{name}.json", args)
+        if args.bisect:
+            chain_base = head
+            expected = None
+            for i in range(8):
+                (repo / "notes.txt").write_text(f"commit {i}\n")
+                git(repo, "add", "notes.txt")
+                git(repo, "commit", "-qm", f"chain {i}")
+                if i == 4:
+                    engine = repo / "fer" / "engine.py"
+                    engine.write_text(PLANTS["slow5"][1](engine.read_text()))
+                    git(repo, "commit", "-qam", "chain: the culprit (+5% per step)")
+                    expected = git(repo, "rev-parse", "HEAD")
+            bad = git(repo, "rev-parse", "HEAD")
+            cmd = [sys.executable, "-m", "fer", "bisect", chain_base, bad, "--budget",
+                   str(args.budget), "--json", "-q"] + (["-k", args.k] if args.k else [])
+            done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
+            result = json.loads(done.stdout)
+            result["expected"] = expected
+            (out / "bisect.json").write_text(json.dumps(result))
+            git(repo, "checkout", "-q", "--detach", head)
+    for line in [*summarize_ab(out), *process_noise(out), *summarize_compare(out),
+                 *summarize_bisect(out)]:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
