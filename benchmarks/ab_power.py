@@ -213,7 +213,7 @@ def process_noise(out: Path) -> list[str]:
     var = statistics.fmean(m for m, _ in excess) - statistics.fmean(s for _, s in excess)
     return [f"A/A: {len(excess)} benchmark changes; their mean square beyond their pairs' own "
             f"variance: process noise sd ~ {100 * max(var, 0) ** 0.5:.2f}% (fer.bench.paired."
-            "PROCESS_NOISE assumes 1%)"]
+            "PROCESS_NOISE assumes 1.2%)"]
 
 
 def summarize_compare(out: Path) -> list[str]:

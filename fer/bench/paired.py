@@ -42,7 +42,7 @@ LOOKS = 5
 PRIOR_DF = 12
 #: the sd of the speed difference of two worker processes of the same code, as a log ratio:
 #: the floor of a benchmark's standard error however many pairs it has (measured: docs/ab.md)
-PROCESS_NOISE = 0.01
+PROCESS_NOISE = 0.012
 #: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
 EPOCH_SHARE = 0.2
 #: the fewest pairs judged
