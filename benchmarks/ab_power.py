@@ -102,9 +102,12 @@ def git(repo: Path, *args: str) -> str:
 
 
 def scratch_clone(out: Path) -> Path:
+    """A clone of this repository at its HEAD (an existing clone is moved to it)."""
     repo = out / "repo"
     if not repo.exists():
         subprocess.run(["git", "clone", "-q", str(ROOT), str(repo)], check=True)
+    git(repo, "fetch", "-q", str(ROOT), "HEAD")
+    git(repo, "checkout", "-q", "--detach", "FETCH_HEAD")
     return repo
 
 

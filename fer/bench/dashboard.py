@@ -29,7 +29,9 @@ from fer.bench.changepoints import ChangePoint, history_change_points
 from fer.bench.render import format_shift, judged_by, pooled_shifts, seconds, unit_line
 from fer.bench.report import ReportError, render_report
 from fer.bench.stats import (
+    NOT_GATED,
     REGRESSED,
+    UNCHANGED,
     VERDICTS,
     CompareError,
     Comparison,
@@ -123,11 +125,21 @@ def _group_charts(h: ClassHistory, names: list[str], *, prefix: str, title: str)
     return f'<div class="charts">{"".join(charts)}</div>'
 
 
+def _counts(r) -> str:
+    """The exact counters of a row: same, the change of the first that moved, or -."""
+    j = r.judgements.get("counters")
+    if j is None or j.verdict == NOT_GATED:
+        return "-"
+    if j.verdict == UNCHANGED:
+        return "same"
+    return f"{100 * j.change:+.2g}%" + (" (regressed)" if j.verdict == REGRESSED else "")
+
+
 def _comparison_table(c: Comparison, prefix: str = "") -> str:
     out = [f'<p class="note">{escape(unit_line(c))}</p>',
            '<table class="comparison"><tr><th class="name">benchmark</th><th>base s</th>'
            '<th>new s</th><th>change</th><th>interval</th><th>noise</th><th>MDE</th>'
-           '<th class="name">judged by</th><th class="name">verdict</th>'
+           '<th>counts</th><th class="name">judged by</th><th class="name">verdict</th>'
            '<th class="name">why</th></tr>']
     for r in c.rows:
         t = r.time
@@ -138,6 +150,7 @@ def _comparison_table(c: Comparison, prefix: str = "") -> str:
             f"{escape(short_name(r.fullname))}</a></td><td>{seconds(r.base_s)}</td>"
             f"<td>{seconds(r.new_s)}</td><td>{100 * r.change:+.1f}%</td><td>{interval}</td>"
             f"<td>{100 * (t.noise or 0):.1f}%</td><td>{100 * (t.mde or 0):.0f}%</td>"
+            f"<td>{escape(_counts(r))}</td>"
             f'<td class="name">{escape(judged_by(r))}</td>'
             f'<td class="name verdict-{r.verdict}">{r.verdict}</td>'
             f'<td class="name">{escape(r.explanation or "")}</td></tr>')
