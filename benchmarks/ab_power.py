@@ -45,6 +45,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from fer.bench.paired import Benchmark, Paired, run_shifts  # noqa: E402
 from fer.bench.stats import REGRESSED, compare  # noqa: E402
 from fer.bench.storage import load_run  # noqa: E402
 
@@ -170,33 +171,56 @@ def _share(rows: list[dict], verdict: str) -> float:
     return sum(r["verdict"] == verdict for r in judged) / max(len(judged), 1)
 
 
+def shifts_of(result: dict) -> dict[str, dict]:
+    """The run as a whole per sample, judged again from the stored rows by today's code (runs
+    stored before the whole-epoch shift existed get it too)."""
+    benches = []
+    for row in result["rows"]:
+        if row.get("skipped"):
+            continue
+        b = Benchmark(row["name"])
+        b.verdict = row["verdict"]
+        b.step = Paired(**row["step"]) if row.get("step") else None
+        b.epoch = Paired(**row["epoch"]) if row.get("epoch") else None
+        benches.append(b)
+    options = result["options"]
+    found = run_shifts(benches, threshold=options["threshold"],
+                       alpha=(1 - options["confidence"]) / 2)
+    return {s.sample: s.to_dict() for s in found}
+
+
 def summarize_ab(out: Path) -> list[str]:
-    lines = ["| plant | trials | run as a whole flagged | benchmarks regressed (median, range) | "
-             "counter alarms | unknown | time per trial (median) | run MDE (median) |",
+    lines = ["| plant | trials | run as a whole flagged (typical step / whole epoch) | "
+             "benchmarks regressed (median, range) | counter alarms | unknown | time per trial "
+             "(median) | run MDE, typical step (median) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name in PLANTS:
         files = sorted((out / "ab").glob(f"{name}-*.json"))
         if not files:
             continue
         results = [json.loads(f.read_text()) for f in files]
-        runs = [r["run"] for r in results if r.get("run")]
-        flagged = sum(r["run"]["verdict"] == REGRESSED for r in results if r.get("run"))
+        judged = [shifts_of(r) for r in results]
+        runs = [j["step"] for j in judged if "step" in j]
+        epochs = [j["epoch"] for j in judged if "epoch" in j]
+        flagged = (f"{sum(x['verdict'] == REGRESSED for x in runs)} / "
+                   f"{sum(x['verdict'] == REGRESSED for x in epochs)} of {len(runs)}")
         shares = [_share(r["rows"], REGRESSED) for r in results]
         counters = [sum((row.get("counters") or {}).get("verdict") == REGRESSED
                         for row in r["rows"]) for r in results]
         unknown = [_share(r["rows"], "unknown") for r in results]
         mdes = [x["mde"] for x in runs]
+        whole = flagged if runs else "- (one benchmark)"
+        mde = f"{100 * statistics.median(mdes):.1f}%" if mdes else "-"
         lines.append(
-            f"| {name} ({PLANTS[name][0]}) | {len(results)} | {flagged}/{len(runs)} | "
+            f"| {name} ({PLANTS[name][0]}) | {len(results)} | {whole} | "
             f"{100 * statistics.median(shares):.0f}% ({100 * min(shares):.0f}-"
             f"{100 * max(shares):.0f}%) | {sum(c > 0 for c in counters)}/{len(results)} trials "
             f"({sum(counters)} benchmarks) | {100 * statistics.median(unknown):.0f}% | "
-            f"{statistics.median(r['wall_s'] for r in results):.0f} s | "
-            f"{100 * statistics.median(mdes):.1f}% |" if mdes else "")
+            f"{statistics.median(r['wall_s'] for r in results):.0f} s | {mde} |")
     names = {row.get("counters", {}).get("detail") for f in (out / "ab").glob("*.json")
              for row in json.loads(f.read_text())["rows"] if (row.get("counters") or {}).get("detail")}
     if names:
-        lines += ["", "Counters named: " + "; ".join(sorted(n for n in names if n))[:600]]
+        lines += ["", "Counters named (distinct lines): "] + [f"- {n}" for n in sorted(names)]
     return lines
 
 

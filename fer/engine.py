@@ -17,7 +17,11 @@ Step modes, one knob each: ``--optimizer-impl`` (forloop, foreach, fused),
 in ``trainer.setup_s["compile_s"]``) and ``--cuda-graph`` (the whole step
 captured once and replayed, :mod:`fer.graphs`; warm-up and capture time in
 ``trainer.setup_s["capture_s"]``). Both setup times fall in the perf suite's
-untimed warm-up epoch and are recorded apart from the timed ones.
+untimed warm-up epoch and are recorded apart from the timed ones. A mode that fails
+on the machine falls back to the next honest step — a failed capture to the eager
+step, a failed compile (at ``torch.compile`` or the first compiled step) to the
+uncompiled model, an implementation torch refuses to :func:`fer.optim.fallback_impl`'s
+— and ``trainer.step_mode`` records the step asked for, the step that ran and why.
 
 The step itself reads top to bottom in ``_train_step``: forward under the
 resolved precision, backward and optimizer step through it, loss and accuracy
@@ -46,8 +50,8 @@ from fer.checkpoint import CHECKPOINT_NAME
 from fer.config import Plan, TrainConfig
 from fer.data.loaders import LoaderOptions
 from fer.errors import ConfigError, FERError
-from fer.graphs import GraphedStep
-from fer.optim import create_optimizer, create_scheduler
+from fer.graphs import CaptureFailed, GraphedStep
+from fer.optim import ImplRefused, create_optimizer, create_scheduler, fallback_impl
 from fer.parallel import (
     DistInfo,
     all_reduce_max,
@@ -60,7 +64,7 @@ from fer.precision import Precision, resolve_precision
 from fer.records import EpochRecord
 from fer.tasks import make_task
 
-__all__ = ["CHECKPOINT_NAME", "EpochRecord", "StepsDone", "Trainer", "TrainingError",
+__all__ = ["CHECKPOINT_NAME", "STEP_KNOBS", "EpochRecord", "StepsDone", "Trainer", "TrainingError",
            "build_trainer", "peak_memory", "resolve_device", "seed_everything"]
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,29 @@ _NAN_CHECK_EVERY = 50  # steps between checks for a diverged loss (each check sy
 
 #: called as ``on_step(steps_done, images_done, data_wait_s)`` after each step
 OnStep = Callable[[int, int, float], None]
+
+#: the step modes: each falls back to the next honest step when it fails on the machine
+STEP_KNOBS = ("cuda_graph", "compile", "optimizer_impl")
+
+
+def _step_name(knob: str, value) -> str:
+    """A step mode as the fallback lines say it: cuda_graph / eager, compile default / no
+    compile, fused optimizer."""
+    if knob == "cuda_graph":
+        return "cuda_graph" if value else "eager"
+    if knob == "compile":
+        return "no compile" if value == "none" else f"compile {value}"
+    return "torch's default optimizer" if value == "auto" else f"{value} optimizer"
+
+
+def _why(exc: BaseException) -> str:
+    """One line of the root error (its type and first line, through causes and dynamo's
+    ``inner_exception``), at most 200 characters."""
+    while (inner := exc.__cause__ or getattr(exc, "inner_exception", None)) is not None:
+        exc = inner
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    text = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
 
 
 class TrainingError(FERError):
@@ -189,12 +216,26 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
     # DDP's forward syncs buffers across ranks; shards of the validation set
     # differ in length, so evaluation runs the bare model and all-reduces sums
     eval_model = model if config.parallel == "ddp" else wrapped
+    failed: list[tuple[str, object, BaseException]] = []  # (knob, what runs instead, why)
     if config.compile != "none":
-        wrapped = torch.compile(wrapped, mode=None if config.compile == "default" else config.compile)
+        try:
+            wrapped = torch.compile(wrapped, mode=None if config.compile == "default"
+                                    else config.compile)
+        except Exception as exc:  # e.g. a Python this torch cannot compile for
+            failed.append(("compile", "none", exc))
 
-    optimizer = create_optimizer(model, config.optimizer, lr=plan.lr, momentum=config.momentum,
-                                 weight_decay=config.weight_decay, impl=config.optimizer_impl,
-                                 capturable=config.cuda_graph)
+    impl = config.optimizer_impl
+    while True:
+        try:
+            optimizer = create_optimizer(model, config.optimizer, lr=plan.lr,
+                                         momentum=config.momentum, weight_decay=config.weight_decay,
+                                         impl=impl, capturable=config.cuda_graph)
+            break
+        except ImplRefused as exc:
+            impl = fallback_impl(config.optimizer, impl)
+            if impl is None:
+                raise
+            failed.append(("optimizer_impl", impl, exc))
     steps_per_epoch = len(train_loader)
     if config.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, config.max_steps_per_epoch)
@@ -207,6 +248,8 @@ def build_trainer(config: TrainConfig, data=None) -> Trainer:
         eval_model=eval_model, optimizer=optimizer, scheduler=scheduler,
         precision=resolve_precision(config.precision, device), steps_per_epoch=steps_per_epoch,
         memory_format=memory_format)
+    for knob, instead, exc in failed:
+        trainer._fall_back(knob, instead, exc)
     if resume_state is not None:
         checkpoint.load(trainer, ckpt_path, resume_state)
     return trainer
@@ -231,9 +274,24 @@ class Trainer:
         self.epoch = 0  # the next epoch to run
         self.records: list[EpochRecord] = []
         self._compile_s: float | None = None  # the first compiled step, compilation included
+        self.ran = {knob: getattr(config, knob) for knob in STEP_KNOBS}  # the step that runs
+        self.fallbacks: list[dict] = []  # {"knob", "from", "to", "why"}, in order
         self.step_graph = None
         if config.cuda_graph:
             self.step_graph = GraphedStep(self)
+
+    @property
+    def step_mode(self) -> dict:
+        """The step asked for, the step that ran and each fallback between them with its
+        reason (``extra_info["step_mode"]``; ``--metrics-json``)."""
+        return {"asked": {knob: getattr(self.config, knob) for knob in STEP_KNOBS},
+                "ran": dict(self.ran), "fallbacks": [dict(f) for f in self.fallbacks]}
+
+    def _fall_back(self, knob: str, instead, exc: BaseException) -> None:
+        """Record that ``knob`` failed on this machine (``exc``) and ``instead`` runs."""
+        self.fallbacks.append({"knob": knob, "from": _step_name(knob, self.ran[knob]),
+                               "to": _step_name(knob, instead), "why": _why(exc)})
+        self.ran[knob] = instead
 
     @property
     def setup_s(self) -> dict[str, float]:
@@ -278,18 +336,34 @@ class Trainer:
 
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
         """One training step in the configured mode (eager or graphed); the host's time to
-        issue it is kept, and the first compiled step's time is the compile time."""
-        first_compiled = self.config.compile != "none" and self._compile_s is None
+        issue it is kept, and the first compiled step's time is the compile time. A failed
+        capture, or a failed first compiled step, falls back and runs the batch again."""
+        first_compiled = self._compile_s is None and self.ran["compile"] != "none"
         if first_compiled:
             timing.synchronize(self.device)
         start = time.perf_counter()
-        if self.step_graph is not None:
-            self.step_graph(inputs, targets, sums)
+        try:
+            if self.step_graph is not None:
+                self.step_graph(inputs, targets, sums)
+            else:
+                self._train_step(inputs, targets, sums)
+        except CaptureFailed as exc:
+            self.step_graph = None
+            self.optimizer.zero_grad(set_to_none=True)  # gradients the failed capture allocated
+            self._fall_back("cuda_graph", False, exc)
+        except Exception as exc:
+            if not first_compiled:
+                raise
+            self.model = getattr(self.model, "_orig_mod", self.model)  # torch.compile's module
+            self._fall_back("compile", "none", exc)
         else:
-            self._train_step(inputs, targets, sums)
-        sums.host.append(time.perf_counter() - start)
-        if first_compiled:
-            self._compile_s = timing.now(self.device) - start
+            sums.host.append(time.perf_counter() - start)
+            if first_compiled:
+                self._compile_s = timing.now(self.device) - start
+            return
+        # the same batch again, in the next honest step (out of the handler: the failed step's
+        # tensors are freed first); an error that was not the mode's fails it again
+        self._step(inputs, targets, sums)
 
     def _train_step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
         # a graphed run keeps autocast's cache off in every step, as its capture must

@@ -27,7 +27,9 @@ backward, and ``scaler.step``/``scaler.update`` run after each replay. A batch
 of another shape (a last partial batch, when a loader keeps one) runs as an
 ordinary eager step with the same model and optimizer, so no image is dropped.
 Combinations that cannot be captured (a CPU, DataParallel, DDP, schedules) are
-refused by :class:`fer.config.TrainConfig` before any work.
+refused by :class:`fer.config.TrainConfig` before any work; a capture that fails on
+the machine (an op a graph cannot hold, an allocator error) raises
+:class:`CaptureFailed`, and the trainer falls back to the eager step and records why.
 
 The backend is injectable: :class:`CudaBackend` is the real one; tests on a
 CPU use a stand-in that keeps the captured function and calls it on replay,
@@ -44,6 +46,10 @@ import torch
 
 #: eager steps before the capture (PyTorch's examples use 3 to 11; 3 covers Adam's lazy state)
 WARMUP_STEPS = 3
+
+
+class CaptureFailed(RuntimeError):
+    """The step could not be captured on this machine; its cause is torch's error."""
 
 
 class CudaBackend:
@@ -66,10 +72,15 @@ class CudaBackend:
 
     def capture(self, body: Callable[[], None]):
         graph = torch.cuda.CUDAGraph()
+        current = torch.cuda.current_stream(self.device)
         # on the trainer's side stream (its device); thread_local: a DataLoader's pin-memory
         # thread may call CUDA during the capture without invalidating it
-        with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
-            body()
+        try:
+            with torch.cuda.graph(graph, stream=self.stream, capture_error_mode="thread_local"):
+                body()
+        except BaseException:
+            torch.cuda.set_stream(current)  # a failed capture_end leaves the side stream current
+            raise
         return graph
 
     def replay(self, graph) -> None:
@@ -160,7 +171,10 @@ class GraphedStep:
         self.backend.synchronize()
         start = time.perf_counter()
         self.warmup_s = start - (self._started or start)
-        self.graph = self.backend.capture(self._body)
+        try:
+            self.graph = self.backend.capture(self._body)
+        except Exception as exc:
+            raise CaptureFailed(f"the CUDA graph capture failed: {exc}") from exc
         self.static_grads = [p.grad for p in self._params()]
         self.backend.synchronize()
         self.capture_s = time.perf_counter() - start

@@ -9,7 +9,10 @@ optimizer does.
 time: a few kernels per parameter), ``foreach`` (multi-tensor kernels over lists
 of parameters) or ``fused`` (one kernel for the whole update; Adam, AdamW, SGD
 and Adagrad). Support is read from the installed torch's optimizer signatures,
-so a torch that lacks an implementation is refused with a clear message.
+so a torch that lacks an implementation is refused with a clear message; one that
+torch refuses when it builds the optimizer on this machine (a device or dtype its
+kernel lacks) raises :class:`ImplRefused`, and the engine falls back to
+:func:`fallback_impl`'s (fused -> foreach -> auto) and records it.
 """
 
 from __future__ import annotations
@@ -67,6 +70,18 @@ OPTIMIZER_IMPLS = ("auto", "forloop", "foreach", "fused")
 #: what each implementation passes to the torch optimizer
 _IMPL_KWARGS = {"auto": {}, "forloop": {"foreach": False}, "foreach": {"foreach": True},
                 "fused": {"fused": True}}
+
+
+class ImplRefused(ConfigError):
+    """torch refused an ``--optimizer-impl`` while building the optimizer on this machine
+    (its cause is torch's error); the engine falls back to :func:`fallback_impl`'s."""
+
+
+def fallback_impl(name: str, impl: str) -> str | None:
+    """The next honest implementation when torch refuses ``impl`` for ``--optimizer name``:
+    fused -> foreach (auto, torch's default, where the optimizer has no foreach) -> auto."""
+    after = {"fused": "foreach", "foreach": "auto"}.get(impl)
+    return "auto" if after == "foreach" and not OPTIMIZERS[name].supports("foreach") else after
 
 
 #: per-step learning-rate schedules (--scheduler) and batch-size scaling rules (--lr-scaling)
@@ -129,8 +144,9 @@ def create_optimizer(model: nn.Module, name: str, *, lr: float | None = None,
         return spec.torch_class()(param_groups(model, weight_decay), lr=lr,
                                   weight_decay=weight_decay, **kwargs)
     except (RuntimeError, ValueError) as exc:  # e.g. fused on a device torch has no kernel for
-        raise ConfigError(f"--optimizer {name} --optimizer-impl {impl}: torch refused it "
-                          f"({str(exc).splitlines()[0]}); use --optimizer-impl auto") from None
+        said = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise ImplRefused(f"--optimizer {name} --optimizer-impl {impl}: torch refused it "
+                          f"({said}); use --optimizer-impl auto") from exc
 
 
 def create_scheduler(optimizer: torch.optim.Optimizer, name: str, *, total_steps: int,

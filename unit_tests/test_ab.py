@@ -93,7 +93,7 @@ def _fake_result(regressed: bool, unknown: bool = False) -> ABResult:
     b.verdict = REGRESSED if regressed else (UNKNOWN if unknown else UNCHANGED)
     shift = RunShift(3, 0.05 if regressed else 0.0, 0.0, 0.1, 0.02,
                      REGRESSED if regressed else (UNKNOWN if unknown else UNCHANGED))
-    return ABResult(side, side, ABOptions(), [b], shift, 1.0)
+    return ABResult(side, side, ABOptions(), [b], [shift], 1.0)
 
 
 @pytest.mark.parametrize("culprit", range(1, 9))

@@ -135,3 +135,19 @@ def test_a_a_noise_is_not_regressed_at_the_run_s_alpha(seed):
                         priors={"step": (0.02 ** 2, 12.0), "epoch": (0.02 ** 2, 12.0)})
         benches.append(b)
     assert REGRESSED not in {b.verdict for b in benches}
+
+
+def test_the_run_as_a_whole_sees_a_shared_stall_on_the_whole_epoch():
+    """Every benchmark +16% on the whole epoch, the typical step unmoved: the step's run shift
+    is unchanged, the epoch's regressed."""
+    from fer.bench.paired import run_shifts
+
+    benches = []
+    for i in range(8):
+        b = Benchmark(f"t{i}", pairs=_pairs(_noisy(0.0, 5, 0.01, seed=i),
+                                            epoch_ratios=_noisy(0.16, 5, 0.04, seed=50 + i)))
+        judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=8)
+        benches.append(b)
+    step, epoch = run_shifts(benches, threshold=0.03, alpha=0.025)
+    assert (step.sample, epoch.sample) == ("step", "epoch")
+    assert step.verdict == UNCHANGED and epoch.verdict == REGRESSED

@@ -81,7 +81,8 @@ def _ops_moved(new: dict, olds: list[dict], most: int = 3) -> str:
     names = set(new["ops"]).union(*(o["ops"] for o in olds))
     delta = {n: new["ops"].get(n, 0.0) - statistics.fmean(o["ops"].get(n, 0.0) for o in olds)
              for n in names}
-    ranked = sorted(((d, n) for n, d in delta.items() if abs(d) > EPS), key=lambda x: -abs(x[0]))
+    ranked = sorted(((d, n) for n, d in delta.items() if abs(d) > EPS),
+                    key=lambda x: (-abs(x[0]), x[1]))  # ties by name: the same line every run
     if not ranked:
         return ""
     parts = [f"{'+' if d > 0 else '-'}{_num(abs(d))}: aten::{n}" for d, n in ranked[:most]]

@@ -8,8 +8,10 @@ points (:mod:`fer.bench.changepoints`) and report (:mod:`fer.bench.report`) as
 
     site/index.html                      every benchmark group's trend, per hardware class:
                                          median epoch time and images/s per run, the noise
-                                         band, change points (dashed) and regressions (red ring)
-    site/<class>/comparison.html         the newest run against the runs before it
+                                         band, change points (dashed) and regressions (red ring);
+                                         the newest run's GPU (card, clock settings, clocks,
+                                         temperatures, power, throttle reasons)
+    site/<class>/comparison.html         the newest run against the runs before it (and its GPU)
     site/<class>/bench/<benchmark>.html  one benchmark: its runs (commit, date, machine,
                                          rounds, calibration, step breakdown)
     site/<class>/report/index.html       the newest run's `fer report`
@@ -36,7 +38,9 @@ from fer.bench.stats import (
     CompareError,
     Comparison,
     GateOptions,
+    clock_setting,
     compare,
+    throttled_by,
 )
 from fer.bench.storage import Run, load_history, machine_key, short_name
 from fer.bench.trends import group_charts, groups_of, median_or_none
@@ -168,6 +172,36 @@ def _summary(c: Comparison) -> str:
             f"<b>{counts}</b> (threshold {100 * c.threshold:g}%).</p>{shifts}{reasons}")
 
 
+def _gpu_facts(run: Run) -> str:
+    """The newest run's GPU: the card (UUID short, serial), its clock settings and, over the
+    run's benchmarks, the SM and memory clocks, temperatures, power and throttle reasons NVML
+    sampled; "" for a run without GPU facts (a CPU, no NVML)."""
+    facts = run.gpu_facts
+    sampled = [b.gpu_sampling for b in run.benchmarks.values() if b.gpu_sampling]
+    if not facts and not sampled:
+        return ""
+    uuids, serials = facts.get("uuids") or [], facts.get("serials") or []
+    parts = [", ".join(u[:12] + (f" (serial {s})" if s != "unknown" else "")
+                       for u, s in zip(uuids, serials + ["unknown"] * len(uuids)))]
+    parts.append(clock_setting(run) or "clock settings unknown")
+    for key, label, unit in (("sm_clock_mhz", "SM clock", "MHz"), ("mem_clock_mhz", "memory clock", "MHz"),
+                             ("temperature_c", "temperature", "°C"), ("power_w", "power", "W")):
+        ranges = [s[key] for s in sampled if key in s]
+        if ranges:
+            parts.append(f"{label} {min(r['min'] for r in ranges):,.0f}-{max(r['max'] for r in ranges):,.0f} "
+                         f"{unit} (median {statistics.median(r['median'] for r in ranges):,.0f})")
+    throttled: dict[str, int] = {}
+    for b in run.benchmarks.values():
+        for reason in throttled_by(b) or ():
+            throttled[reason] = throttled.get(reason, 0) + 1
+    if any("throttle_reasons" in s for s in sampled):
+        parts.append("throttled: " + ", ".join(f"{r} in {n} benchmark(s)"
+                                               for r, n in sorted(throttled.items()))
+                     if throttled else "no throttling seen")
+    text = "; ".join(p for p in parts if p)
+    return f'<p class="note gpu-facts">GPU of the newest run: {escape(text)}</p>'
+
+
 def _change_point_list(points: list[ChangePoint]) -> str:
     if not points:
         return '<p class="note">No change points in this history.</p>'
@@ -280,7 +314,7 @@ def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int
                    _page(f"{short_name(bench)} — {name}", _bench_page(h, bench), depth=2), pages)
         if h.comparison:
             _write(folder / "comparison.html",
-                   _page(f"Newest run — {name}", _summary(h.comparison)
+                   _page(f"Newest run — {name}", _summary(h.comparison) + _gpu_facts(h.runs[-1])
                          + _comparison_table(h.comparison), depth=1), pages)
         _write(folder / "report" / "index.html",
                _page(f"Report — {name}", _report_page(h, folder / "report"), depth=2), pages)
@@ -293,6 +327,7 @@ def build_dashboard(history: list[str | Path], out_dir: str | Path, *, last: int
                     f'<a href="{prefix}report/index.html">Newest report</a>'
                     + (f' · <a href="{prefix}comparison.html">Newest comparison</a>'
                        if h.comparison else "") + "</p>")
+        body.append(_gpu_facts(h.runs[-1]))
         if h.comparison:
             body.append(_summary(h.comparison))
             regressed = [r for r in h.comparison.rows if r.verdict == REGRESSED]

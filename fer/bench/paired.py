@@ -23,8 +23,8 @@ the benchmarks, the two samples (the whole epoch gets ``EPOCH_SHARE`` of it) and
 :data:`LOOKS` looks of the adaptive loop (a benchmark is judged at the pair counts of
 :func:`looks`). A benchmark's few pairs borrow the run's pooled pair variance
 (:func:`prior_of`, worth at most :data:`PRIOR_DF` degrees of freedom), so that three pairs
-can already decide. The run as a whole is the mean of the benchmarks'
-changes, its interval from their spread. No torch here.
+can already decide. The run as a whole is the mean of the benchmarks' changes, its interval
+from their spread, on both samples (the alpha split as a benchmark's). No torch here.
 """
 
 from __future__ import annotations
@@ -251,7 +251,7 @@ def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks:
 
 @dataclass
 class RunShift:
-    """The run as a whole: the mean of the benchmarks' changes (typical step)."""
+    """The run as a whole: the mean of the benchmarks' changes of one sample."""
 
     benchmarks: int
     change: float
@@ -259,18 +259,29 @@ class RunShift:
     high: float
     mde: float
     verdict: str
+    sample: str = "step"
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float) -> RunShift | None:
-    """The benchmarks' mean change (each benchmark's step sample, or its epoch sample where it
-    has no step times) and its t interval from their spread: a change the whole run shares is
-    seen here long before any one benchmark can see it."""
+def run_shifts(benches: list[Benchmark], *, threshold: float, alpha: float) -> list[RunShift]:
+    """The run as a whole on both samples, ``alpha`` split as a benchmark's is (the typical
+    step 1 - EPOCH_SHARE, the whole epoch EPOCH_SHARE)."""
+    found = [run_shift(benches, threshold=threshold, alpha=alpha * (1 - EPOCH_SHARE)),
+             run_shift(benches, threshold=threshold, alpha=alpha * EPOCH_SHARE, sample="epoch")]
+    return [s for s in found if s is not None]
+
+
+def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float,
+              sample: str = "step") -> RunShift | None:
+    """The benchmarks' mean change of one sample (``step``: each benchmark's typical step, or
+    its whole epoch where it has no step times; ``epoch``: the whole epoch) and its t interval
+    from their spread: a change the whole run shares is seen here long before any one
+    benchmark can see it."""
     changes = []
     for b in benches:
-        shown = b.step if b.step is not None and b.step.pairs else b.epoch
+        shown = b.step if sample == "step" and b.step is not None and b.step.pairs else b.epoch
         if shown is not None and shown.pairs >= 2 and b.verdict != INCONCLUSIVE:
             changes.append(math.log1p(shown.change))
     n = len(changes)
@@ -282,4 +293,4 @@ def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float) -> Ru
     low, high = mean - q * se, mean + q * se
     verdict = _verdict(mean, low, high, threshold)
     mde = _expm1((q + _t(0.8, n - 1)) * se)
-    return RunShift(n, _expm1(mean), _expm1(low), _expm1(high), mde, verdict)
+    return RunShift(n, _expm1(mean), _expm1(low), _expm1(high), mde, verdict, sample)

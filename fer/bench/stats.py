@@ -49,6 +49,7 @@ from fer.bench.storage import (
     sample_kind,
     short_name,
 )
+from fer.errors import printable
 
 __all__ = ["DEFAULT_GATES", "DEFAULT_NOISE", "GATES", "IMPROVED", "INCONCLUSIVE", "METRIC_JUDGES",
            "MIN_HISTORY", "NOT_GATED", "REGRESSED", "UNCHANGED", "VERDICTS", "Comparison",
@@ -366,6 +367,81 @@ METRIC_JUDGES: dict[str, Callable[[Bench, list[Bench], GateOptions], Judgement]]
 #: what --gate-on accepts
 GATES = ("time", "throughput", *METRIC_JUDGES)
 
+#: clock event reasons that are no throttling: an idle GPU, a clock setting, display, sync boost
+NOT_THROTTLING = frozenset({"gpu_idle", "applications_clocks_setting", "sync_boost",
+                            "display_clock_setting"})
+
+
+def throttled_by(bench: Bench) -> set[str] | None:
+    """The throttle reasons NVML saw during the benchmark's rounds (empty: none); None where
+    its reasons were not sampled (a CPU, no NVML, a run before the sampling)."""
+    reasons = bench.gpu_sampling.get("throttle_reasons")
+    return None if reasons is None else set(reasons) - NOT_THROTTLING
+
+
+def _uuids(run: Run) -> tuple[str, ...] | None:
+    known = tuple(u for u in run.gpu_facts.get("uuids") or [] if u != "unknown")
+    return known or None
+
+
+def clock_setting(run: Run) -> str | None:
+    """The run's GPU clock settings in words (one text per distinct setting of its GPUs);
+    None where NVML read none of them."""
+    texts = []
+    for c in run.gpu_facts.get("clocks") or []:
+        app, locked = str(c.get("applications_clocks", "unknown")), str(c.get("locked_clocks", "unknown"))
+        offsets = {label: c[key] for key, label in (("gpc_clock_offset_mhz", "SM"),
+                                                   ("mem_clock_offset_mhz", "memory"))
+                   if isinstance(c.get(key), int) and c[key]}
+        if app == locked == "unknown" and not offsets:
+            continue
+        text = f"applications clocks {app}"
+        if app == "set":
+            text += f" ({c.get('applications_sm_mhz')}/{c.get('applications_mem_mhz')} MHz SM/memory)"
+        text += f", locked clocks {locked}" + "".join(
+            f", {label} clock offset {value:+d} MHz" for label, value in offsets.items())
+        texts.append(printable(text))
+    return "; ".join(dict.fromkeys(texts)) or None
+
+
+def _gpu_notes(base_runs: list[Run], candidate: Run, pairs: list) -> list[str]:
+    """One line each where the baseline and the candidate ran on different physical GPUs,
+    with different clock settings, or where throttling was seen on one side only."""
+    notes = []
+    new_ids = _uuids(candidate)
+    other = [ids for r in base_runs if (ids := _uuids(r)) and new_ids and ids != new_ids]
+    if other:
+        notes.append(f"{len(other)} of {len(base_runs)} baseline run(s) ran on another physical "
+                     f"GPU than the candidate ({', '.join(u[:12] for u in other[0])} vs "
+                     f"{', '.join(u[:12] for u in new_ids)}): cards of one model differ by several "
+                     "percent: part of a change may be the card's, not the code's")
+    new_clock = clock_setting(candidate)
+    other = [s for r in base_runs if (s := clock_setting(r)) and new_clock and s != new_clock]
+    if other:
+        notes.append(f"{len(other)} of {len(base_runs)} baseline run(s) ran with other GPU clock "
+                     f"settings than the candidate ({other[0]} vs {new_clock}): part of a change "
+                     "may be the clocks', not the code's")
+    in_new: dict[str, set[str]] = {}
+    in_base: dict[str, set[str]] = {}
+    for name, new, runs in pairs:
+        mine = throttled_by(new)
+        theirs = [t for _, b in runs if (t := throttled_by(b)) is not None]
+        if mine is None or not theirs:
+            continue
+        seen = set().union(*theirs)
+        if mine and not seen:
+            in_new[name] = mine
+        elif seen and not mine:
+            in_base[name] = seen
+    for where, found in (("the candidate but not in the baseline", in_new),
+                         ("baseline runs but not in the candidate", in_base)):
+        if found:
+            reasons = ", ".join(sorted(set().union(*found.values())))
+            notes.append(f"{len(found)} benchmark(s) throttled in {where} ({reasons}; "
+                         f"{_names(sorted(found))}): the card slowed itself, so part of a change "
+                         "may be the card's, not the code's")
+    return notes
+
 
 def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | None = None, *,
             allow_cross_machine: bool = False) -> Comparison:
@@ -432,6 +508,7 @@ def compare(baseline: Run | list[Run], candidate: Run, options: GateOptions | No
     if unjudged:
         notes.append(f"{len(unjudged)} benchmark(s) not compared: every baseline run of them "
                      f"was disturbed ({_names(unjudged)})")
+    notes += _gpu_notes(base_runs, candidate, pairs)
     by_metric, shifts = {}, []
     stepped = [p for p in pairs
                if sample_kind([p[1], *(b for _, b in p[2])], opts.sample) == "step"]

@@ -214,25 +214,37 @@ class Bench:
     @property
     def identity(self) -> dict[str, Any]:
         """The configuration that identifies this benchmark's work (the resolved plan where it
-        was stored, else the configuration); keys a run did not store are absent."""
+        was stored, else the configuration; the step modes as they ran, where one fell back);
+        keys a run did not store are absent."""
         plan = self._object("plan")
+        ran = self._object("step_mode").get("ran")
+        ran = ran if isinstance(ran, dict) else {}
         out: dict[str, Any] = {}
         if self.scale and self.scale.get("name"):
             out["scale"] = self.scale["name"]
         for key in self.IDENTITY[1:]:
-            value = plan.get(key, self.config.get(key))
+            value = ran.get(key, plan.get(key, self.config.get(key)))
             if key == "devices":
                 value = self.devices if (plan or self.config or self.params) else None
             if value is not None:
                 out[key] = value
         return out
 
+    @property
+    def fallbacks(self) -> list[dict]:
+        """The step modes that failed on the machine and fell back (``{"knob", "from", "to",
+        "why"}``, ``extra_info["step_mode"]``); empty where none did or none was stored."""
+        found = self._object("step_mode").get("fallbacks")
+        return [f for f in found if isinstance(f, dict)] if isinstance(found, list) else []
+
     def differs_from(self, other: Bench) -> list[str]:
         """What makes ``other`` a different measurement: ``"model test_efficientnet ->
-        efficientnet_b0"``, one entry per differing key both runs stored."""
+        efficientnet_b0"``, one entry per differing key both runs stored (``"cuda_graph True
+        -> False (fell back)"`` where one of them ran another step than it asked for)."""
         a, b = other.identity, self.identity
-        return [f"{key} {a[key]} -> {b[key]}" for key in self.IDENTITY
-                if key in a and key in b and a[key] != b[key]]
+        fell = {f.get("knob") for f in (*self.fallbacks, *other.fallbacks)}
+        return [f"{key} {a[key]} -> {b[key]}" + (" (fell back)" if key in fell else "")
+                for key in self.IDENTITY if key in a and key in b and a[key] != b[key]]
 
     @property
     def disturbed(self) -> str | None:
@@ -292,6 +304,23 @@ class Bench:
 
         return {"per_step": numbers(per_step), "variation": numbers(found.get("variation")),
                 "ops": numbers(found.get("ops"))}
+
+    @property
+    def gpu_sampling(self) -> dict:
+        """NVML's samples during the benchmark's rounds (``fer.gpu.UtilizationSampler``):
+        ``{"min", "median", "max"}`` of ``sm_clock_mhz``, ``mem_clock_mhz``,
+        ``temperature_c`` and ``power_w`` where sampled, and ``throttle_reasons``, the names
+        of the clock event reasons seen (absent where unread); ``{}`` off GPU or without NVML."""
+        found = self._object("gpu_sampling")
+        out: dict[str, Any] = {}
+        for key in ("sm_clock_mhz", "mem_clock_mhz", "temperature_c", "power_w"):
+            value = found.get(key)
+            if isinstance(value, dict) and all(_finite(value.get(k)) for k in ("min", "median", "max")):
+                out[key] = {k: float(value[k]) for k in ("min", "median", "max")}
+        reasons = found.get("throttle_reasons")
+        if isinstance(reasons, list):
+            out["throttle_reasons"] = sorted({printable(str(r)) for r in reasons})
+        return out
 
 
 def short_name(name: str) -> str:
@@ -369,6 +398,21 @@ class Run:
         commit = str((self.commit_info or {}).get("id") or "")
         is_hash = len(commit) >= 7 and all(ch in "0123456789abcdef" for ch in commit)
         return printable(self.path.name) + (f" ({commit[:8]})" if is_hash else "")
+
+    @property
+    def gpu_facts(self) -> dict:
+        """The GPUs the run measured on, as the suite recorded them (``fer.gpu.gpu_facts``):
+        ``uuids`` and ``serials`` (one string per GPU, "unknown" where NVML did not answer) and
+        ``clocks`` (one dict of clock settings per GPU); ``{}`` for runs without them."""
+        fer = (self.machine_info or {}).get("fer")
+        fer = fer if isinstance(fer, dict) else {}
+        out: dict[str, Any] = {}
+        for key, name in (("gpu_uuids", "uuids"), ("gpu_serials", "serials")):
+            if isinstance(fer.get(key), list):
+                out[name] = [printable(str(v)) for v in fer[key]]
+        if isinstance(fer.get("gpu_clocks"), list):
+            out["clocks"] = [c if isinstance(c, dict) else {} for c in fer["gpu_clocks"]]
+        return out
 
 
 def machine_key(machine_info: dict) -> dict:

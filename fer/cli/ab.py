@@ -66,13 +66,15 @@ HEADER = ("benchmark", "pairs", "change", "interval", "noise", "MDE", "counts", 
           "verdict")
 
 
-def _shift_line(result) -> str | None:
-    s = result.shift
-    if s is None:
-        return None
-    verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
-    return (f"the run as a whole ({s.benchmarks} benchmarks, the typical step): {_pct(s.change)} "
-            f"[{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, MDE {100 * s.mde:.1f}%: {verdict}")
+def _shift_lines(result) -> list[str]:
+    out = []
+    for s in result.shifts:
+        verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
+        what = "the typical step" if s.sample == "step" else "the whole epoch"
+        out.append(f"the run as a whole ({s.benchmarks} benchmarks, {what}): {_pct(s.change)} "
+                   f"[{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, MDE {100 * s.mde:.1f}%: "
+                   f"{verdict}")
+    return out
 
 
 def _pairing_line(result) -> str | None:
@@ -115,7 +117,7 @@ def format_table(result) -> str:
     lines.append("change = B / A - 1 over the pairs (each pair: one epoch of A and one of B, "
                  "back to back); judged by = the sample that decided: step (the typical step x "
                  "steps), epoch (the whole epoch), counts (an exact counter rose)")
-    for line in (_shift_line(result), _pairing_line(result)):
+    for line in (*_shift_lines(result), _pairing_line(result)):
         if line:
             lines.append(line)
     lines.append(f"{_tally(result)}  ({_settings(result)})")
@@ -139,7 +141,7 @@ def format_markdown(result) -> str:
         out += ["", "**Why:**", ""]
         out += [f"- `{md_name(short_name(b.name))}`: {md_text(b.why)}" for b in why]
     out.append("")
-    for line in (_shift_line(result), _pairing_line(result)):
+    for line in (*_shift_lines(result), _pairing_line(result)):
         if line:
             out.append(f"**{md_text(line)}**" if line.startswith("the run") else md_text(line))
     out += ["", f"**{_tally(result)}** ({md_text(_settings(result))})"]

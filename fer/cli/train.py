@@ -122,6 +122,16 @@ def _run(config: TrainConfig, trainer) -> int:
         log.info("resuming at epoch %d of %d", trainer.epoch + 1, config.epochs)
     for warning in data_warnings(trainer):
         print(f"warning: {warning}", file=sys.stderr)
+    said = 0  # step-mode fallbacks printed so far (at build, then in the first steps)
+
+    def say_fallbacks() -> None:
+        nonlocal said
+        for f in trainer.fallbacks[said:]:
+            print(f"warning: {f['from']} failed on this machine ({f['why']}); the run fell back "
+                  f"to {f['to']}", file=sys.stderr, flush=True)
+        said = len(trainer.fallbacks)
+
+    say_fallbacks()
 
     acc = trainer.task.accuracy_name
     payload = {"fer_metrics": 1, "model": trainer.model_name, "device": str(trainer.device),
@@ -171,6 +181,7 @@ def _run(config: TrainConfig, trainer) -> int:
             warmup_note.append(r)
         print(table_row(r, note) + (f"  ({r.skipped_steps} fp16 steps skipped)"
                                     if r.skipped_steps else ""), flush=True)
+        say_fallbacks()
         if folder is not None:
             folder.add_epoch(r)
 
@@ -202,6 +213,7 @@ def _run(config: TrainConfig, trainer) -> int:
               f"({trainer.model_name}, {sum(r.wall_s for r in records):.1f} s of training)")
     payload["records"] = [r.to_dict() for r in records]
     payload["setup_s"] = dict(trainer.setup_s)
+    payload["step_mode"] = trainer.step_mode
     if config.metrics_json:
         try:
             with atomic_open(config.metrics_json, "w") as f:

@@ -49,7 +49,7 @@ from fer.bench.paired import (
     judge_benchmark,
     looks,
     prior_of,
-    run_shift,
+    run_shifts,
 )
 from fer.bench.storage import Bench
 from fer.errors import FERError
@@ -279,7 +279,7 @@ class ABResult:
     candidate: Side
     options: ABOptions
     benchmarks: list[Benchmark]
-    shift: RunShift | None
+    shifts: list[RunShift]  # the run as a whole: the typical step, the whole epoch
     seconds: float
     pairing: dict = field(default_factory=dict)  # what alternating bought, measured
     notes: list[str] = field(default_factory=list)
@@ -294,7 +294,12 @@ class ABResult:
 
     @property
     def failed(self) -> bool:
-        return bool(self.regressed) or (self.shift is not None and self.shift.verdict == REGRESSED)
+        return bool(self.regressed) or any(s.verdict == REGRESSED for s in self.shifts)
+
+    @property
+    def shift(self) -> RunShift | None:
+        """The run as a whole on the typical step (the quieter sample)."""
+        return next((s for s in self.shifts if s.sample == "step"), None)
 
     def count(self, verdict: str) -> int:
         return sum(b.verdict == verdict for b in self.judged)
@@ -309,6 +314,7 @@ class ABResult:
             "counts": {v: self.count(v) for v in VERDICTS},
             "regressed": [b.name for b in self.regressed],
             "run": self.shift.to_dict() if self.shift else None,
+            "runs": [s.to_dict() for s in self.shifts],
             "pairing": self.pairing, "notes": self.notes,
         }
 
@@ -382,7 +388,7 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
                             alpha=(1 - options.confidence) / 2, benchmarks=len(points),
                             priors=priors)
         _finish(m)
-    shift = run_shift(judged, threshold=options.threshold, alpha=(1 - options.confidence) / 2)
+    shifts = run_shifts(judged, threshold=options.threshold, alpha=(1 - options.confidence) / 2)
     notes = []
     if base.commit and base.commit == candidate.commit and not (base.note or candidate.note):
         notes.append("BASE and CANDIDATE are the same commit: an A/A test (every verdict "
@@ -397,7 +403,7 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
         notes.append(f"{sum(b.disturbed_pairs for b in disturbed)} pair(s) of "
                      f"{len(disturbed)} benchmark(s) left out: other processes used over "
                      f"{100 * BUSY_SHARE:.0f}% of the machine during them")
-    return ABResult(base, candidate, options, benches, shift, time.perf_counter() - start,
+    return ABResult(base, candidate, options, benches, shifts, time.perf_counter() - start,
                     _pairing_gain(judged), notes)
 
 
@@ -546,7 +552,7 @@ def outcome(result: ABResult) -> str:
         return "bad"
     shift = result.shift
     if shift is not None and shift.verdict in (UNCHANGED, IMPROVED):
-        return "good"
+        return "good"  # (a regressed whole epoch made it "bad" above)
     judged = result.judged
     if judged and all(b.verdict in (UNCHANGED, IMPROVED) for b in judged):
         return "good"

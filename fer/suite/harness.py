@@ -9,7 +9,9 @@ to ``benchmark.pedantic`` as the timed function — one warm-up round, then
 real epoch: optimizer state, allocator and caches carry over as in training).
 Validation runs in pedantic's untimed ``setup`` between rounds. Everything
 measured goes into ``benchmark.extra_info`` in the schema of
-:mod:`fer.records`.
+:mod:`fer.records`, with ``step_mode``: the step asked for, the step that ran
+and why it fell back where a step mode failed on this machine
+(:attr:`fer.engine.Trainer.step_mode`).
 """
 
 from __future__ import annotations
@@ -167,6 +169,7 @@ def benchmark_epochs(benchmark, config: TrainConfig, data, *, experiment: str, g
         device=str(trainer.device), devices=trainer.devices, global_batch=trainer.global_batch,
         gpu_sampling=sampler.summary(), calibration=calibrator.summary(), load=load.summary(),
         step_breakdown=breakdown, counters=counters, setup_s=dict(trainer.setup_s),
+        step_mode=trainer.step_mode,
         graph=trainer.step_graph.summary() if trainer.step_graph is not None else None,
         **(extra or {}))
     benchmark.extra_info.update(info)  # the plugin reads it for the summary when the test ends

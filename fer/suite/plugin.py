@@ -1,8 +1,9 @@
 """pytest plugin of the perf suite (loaded by the root conftest.py).
 
 * ``--perf-scale smoke|full|auto`` and the ``perf_scale`` / ``perf_data`` fixtures;
-* GPU, CUDA, cuDNN, torch, torchvision and timm versions added to the
-  benchmark JSON's ``machine_info`` (``pytest_benchmark_update_machine_info``);
+* GPU, CUDA, cuDNN, torch, torchvision and timm versions, and the GPUs' UUIDs, serials
+  and clock settings (:func:`fer.gpu.gpu_facts`), added to the benchmark JSON's
+  ``machine_info`` (``pytest_benchmark_update_machine_info``);
 * saved runs partitioned by hardware class: unless ``--benchmark-storage`` is
   given, runs go to ``.benchmarks/<hardware class>/<scale>/`` (e.g.
   ``.benchmarks/NVIDIA_H100_80GB_HBM3-x1/full/``), so ``--benchmark-compare`` only
@@ -259,7 +260,7 @@ def pytest_benchmark_update_json(config, benchmarks, output_json) -> None:
 
 def pytest_benchmark_update_machine_info(config, machine_info) -> None:
     # lazy: torch only when the perf suite runs (the unit tests load this plugin)
-    from fer.gpu import gpu_info, hardware_class, software_info
+    from fer.gpu import gpu_facts, gpu_info, hardware_class, software_info
 
     gpus = gpu_info()
     machine_info["fer"] = {
@@ -267,6 +268,7 @@ def pytest_benchmark_update_machine_info(config, machine_info) -> None:
         "perf_scale": config.getoption("perf_scale", default="auto"),
         **software_info(),
         **gpus,
+        **gpu_facts(),  # UUIDs, serials, clock settings: which card, set how
     }
 
 

@@ -7,7 +7,7 @@ epochs, images/s and the data-wait share — then the commands that come next.
 The plugin keeps the session's state on a :class:`PerfSession` (every finished benchmark,
 the skips), prints :func:`expected_duration` when the suite is collected and
 :func:`format_summary` at the end, with the machine's speed of the session (the reference
-workload). No torch here.
+workload) and a line per benchmark whose step mode fell back. No torch here.
 """
 
 from __future__ import annotations
@@ -115,6 +115,22 @@ def disturbances(results: list[dict]) -> dict[str, str]:
         if reasons:
             found[r["name"]] = "; ".join(reasons)
     return found
+
+
+def fallback_lines(results: list[dict]) -> list[str]:
+    """One line per benchmark whose step mode failed on this machine and fell back
+    (``extra_info["step_mode"]["fallbacks"]``, :attr:`fer.engine.Trainer.step_mode`)."""
+    lines = []
+    for r in results:
+        step_mode = r["extra"].get("step_mode")
+        found = step_mode.get("fallbacks") if isinstance(step_mode, dict) else None
+        steps = [f"{f.get('from')} -> {f.get('to')} ({f.get('why')})"
+                 for f in found or [] if isinstance(f, dict)]
+        if steps:
+            lines.append(f"WARNING: {r['name']} fell back to another step than it asked for: "
+                         f"{'; '.join(steps)}; its JSON records the step that ran, and fer "
+                         "compare judges it only against runs of that step")
+    return lines
 
 
 def saved_sessions(folder: str | None) -> list[dict]:
@@ -248,6 +264,9 @@ def format_summary(results: list[dict], *, json_path: str | None = None,
                       f"({names}; {min(disturbed)}: {disturbed[min(disturbed)]}): marked in the "
                       "JSON, left out of baselines by fer compare; rerun them on a quiet "
                       "machine"]
+    fallbacks = fallback_lines(results)
+    if fallbacks:
+        lines += ["", *fallbacks]
     lines += ["", "next:"]
     if storage:
         lines.append(f"  fer compare --history {storage} --fail-on-regression   "
