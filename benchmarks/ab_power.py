@@ -18,12 +18,15 @@ Each trial is one ``fer ab HEAD <plant>`` (its JSON kept under ``--out``). ``--c
 runs the perf suite (the same ``-k``) in checkouts of HEAD (``--history`` runs) and of each
 plant, and judges each plant with today's ``fer compare`` against one baseline run and against
 the history, on the same machine in the same hour. ``--bisect`` plants a 5% slowdown as commit 5
-of a chain of 8 and runs ``fer bisect``. The summary prints, per plant, what each method
+of a chain of 8 and runs ``fer bisect``. ``--busy`` runs the suite, and a ``fer ab`` A/A, each
+beside a second suite running at the same time, and judges the suite run against the quiet
+HEAD runs of ``--compare``. The summary prints, per plant, what each method
 flagged, with the trials' spread; ``--summary-only`` reprints it from ``--out``.
 
     python benchmarks/ab_power.py --out .ab-power --plants aa,slow3 --trials 5 -k optimizer
     python benchmarks/ab_power.py --out .ab-power --plants stall8,tail20 --compare -k optimizer
     python benchmarks/ab_power.py --out .ab-power --bisect -k optimizer --budget 60
+    python benchmarks/ab_power.py --out .ab-power --busy -k optimizer --budget 60
     python benchmarks/ab_power.py --out .ab-power --summary-only
 
 Time nothing else on the machine while it runs.
@@ -142,6 +145,65 @@ def run_ab(repo: Path, base: str, candidate: str, out: Path, args) -> dict:
     result["wall_s"] = time.perf_counter() - start
     out.write_text(json.dumps(result))
     return result
+
+
+def suite_process(repo: Path, rev: str, out: Path, args) -> subprocess.Popen:
+    """The perf suite (``-k``) of a checkout of ``rev`` started in the background."""
+    checkout = out.parent / f"checkout-{out.stem}"
+    if checkout.exists():
+        shutil.rmtree(checkout)
+    checkout.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    cmd = [sys.executable, "-m", "pytest", "perf_tests", "--perf-scale", "smoke", "-q",
+           "-p", "no:cacheprovider", f"--benchmark-json={out.resolve()}",
+           "--benchmark-storage", str((out.parent / "storage").resolve())]
+    if args.k:
+        cmd += ["-k", args.k]
+    return subprocess.Popen(cmd, cwd=checkout, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def busy(repo: Path, head: str, out: Path, args) -> None:
+    """A suite run and a fer ab A/A, each beside a second suite running at the same time."""
+    folder = out / "busy"
+    folder.mkdir(parents=True, exist_ok=True)
+    neighbour = suite_process(repo, head, folder / "neighbour-0.json", args)
+    measured = suite_process(repo, head, folder / "busy-suite.json", args)
+    measured.wait()
+    neighbour.wait()
+    neighbour = suite_process(repo, head, folder / "neighbour-1.json", args)
+    time.sleep(20)  # the neighbour is past its start-up
+    run_ab(repo, head, plant(repo, "aa", head), folder / "busy-ab.json", args)
+    neighbour.wait()
+
+
+def summarize_busy(out: Path) -> list[str]:
+    folder = out / "busy"
+    history = [load_run(p) for p in sorted((out / "compare").glob("base-*.json"))]
+    lines = []
+    if (folder / "busy-suite.json").exists() and history:
+        new = load_run(folder / "busy-suite.json")
+        marked = sum(b.disturbed is not None for b in new.benchmarks.values())
+        for label, base in (("1 baseline run", history[-1]), (f"history of {len(history)}",
+                                                              history)):
+            c = compare(base, new)
+            verdicts = [r.verdict for r in c.rows]
+            lines.append(f"busy suite run vs a quiet {label}: "
+                         + ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts)))
+                         + f"; disturbed when saved: {marked} of {len(new.benchmarks)}")
+    if (folder / "busy-ab.json").exists():
+        r = json.loads((folder / "busy-ab.json").read_text())
+        rows = [x for x in r["rows"] if not x.get("skipped")]
+        verdicts = [x["verdict"] for x in rows]
+        lines.append("fer ab A/A beside a second suite: "
+                     + ", ".join(f"{verdicts.count(v)} {v}" for v in sorted(set(verdicts)))
+                     + f"; pairs left out: {sum(x['disturbed_pairs'] for x in rows)}, kept: "
+                     f"{sum(len(x['pairs']) for x in rows)}; the run as a whole: "
+                     + ", ".join(f"{s['sample']} {s['verdict']}" for s in shifts_of(r).values()))
+    return ([""] + lines) if lines else []
 
 
 def run_suite(repo: Path, rev: str, out: Path, args) -> Path:
@@ -285,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run the suite for fer compare (HEAD --history times, each plant)")
     p.add_argument("--history", type=int, default=3, help="HEAD suite runs for --compare")
     p.add_argument("--bisect", action="store_true", help="fer bisect of a planted 5%% culprit")
+    p.add_argument("--busy", action="store_true",
+                   help="a suite run and a fer ab A/A, each beside a second suite")
     p.add_argument("--summary-only", action="store_true")
     args = p.parse_args(argv)
     out = Path(args.out)
@@ -312,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.compare:
             for name in plants:
                 run_suite(repo, branches[name], out / "compare" / f"{name}.json", args)
+        if args.busy:
+            busy(repo, head, out, args)
         if args.bisect:
             chain_base = head
             expected = None
@@ -333,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             (out / "bisect.json").write_text(json.dumps(result))
             git(repo, "checkout", "-q", "--detach", head)
     for line in [*summarize_ab(out), *process_noise(out), *summarize_compare(out),
-                 *summarize_bisect(out)]:
+                 *summarize_busy(out), *summarize_bisect(out)]:
         print(line)
     return 0
 

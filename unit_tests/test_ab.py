@@ -117,11 +117,14 @@ def test_bisect_finds_the_culprit_of_eight_commits_in_four_tests(culprit, tmp_pa
 
 def test_bisect_says_why_it_could_not_isolate(tmp_path, monkeypatch, capsys):
     repo = _repo(tmp_path / "r", commits=4)
-    monkeypatch.setattr(ab, "run_ab", lambda *a, **k: _fake_result(False, unknown=True))
     monkeypatch.chdir(repo)
-    assert main(["bisect", "HEAD~4", "HEAD", "-k", "adam", "-q"]) == 1
+    budgets = []
+    monkeypatch.setattr(ab, "run_ab", lambda b, c, options, **k: budgets.append(options.budget)
+                        or _fake_result(False, unknown=True))
+    assert main(["bisect", "HEAD~4", "HEAD", "-k", "adam", "-q", "--budget", "30"]) == 1
     out = capsys.readouterr().out
     assert "no culprit isolated" in out and "raise --budget" in out
+    assert budgets == [30, 60]  # an unknown step is asked once more, with twice the budget
 
 
 def test_outcome_of_a_step():

@@ -46,7 +46,8 @@ def register(sub, full: bool = True) -> None:
         "bisect", help="find the first commit of GOOD..BAD where the benchmarks regressed",
         description="Binary search over the first-parent commits after GOOD up to BAD: each step "
                     "is a `fer ab` of the newest known-good commit against the middle of the "
-                    "range (regressed: the culprit is at or before it; otherwise after it). The "
+                    "range (regressed: the culprit is at or before it; otherwise after it; "
+                    "unknown: asked once more with twice the budget). The "
                     "culprit is then shown against its parent, with its A/B table and why. "
                     "Select the benchmarks that regressed with -k: a step costs one --budget.",
         epilog="Exit 0 with the culprit named, 1 when no culprit could be isolated (a step "

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fer.bench.counts import judge_counters
@@ -581,8 +581,9 @@ def commit_range(repo: Path, good: str, bad: str) -> tuple[str, str, list[str]]:
 def bisect(good: str, bad: str, options: ABOptions,
            progress: Callable[[str], None] = lambda s: None) -> BisectResult:
     """Binary search of the first commit of GOOD..BAD where the selected benchmarks regress:
-    each step an A/B test of the newest known-good commit against the middle of the range,
-    then (if not run already) the culprit against its parent, to show its table and why."""
+    each step an A/B test of the newest known-good commit against the middle of the range (an
+    unknown answer is asked once more with twice the budget), then (if not run already) the
+    culprit against its parent, to show its table and why."""
     options.check()
     select(options.keyword)
     repo = repository()
@@ -594,10 +595,11 @@ def bisect(good: str, bad: str, options: ABOptions,
     lo, hi = 0, len(chain) - 1
     steps: list[BisectStep] = []
 
-    def test(base: int, candidate: int) -> BisectStep:
+    def test(base: int, candidate: int, budget: float = options.budget) -> BisectStep:
         progress(f"step {len(steps) + 1}: {chain[base][:10]} (good) vs {chain[candidate][:10]} "
-                 f"({hi - lo - 1} commit(s) left between good and bad)")
-        result = run_ab(chain[base], chain[candidate], options, progress=progress)
+                 f"({hi - lo - 1} commit(s) left between good and bad, budget {budget:g} s)")
+        result = run_ab(chain[base], chain[candidate], replace(options, budget=budget),
+                        progress=progress)
         step = BisectStep(chain[base], chain[candidate], outcome(result), result)
         steps.append(step)
         progress(f"  -> {step.outcome} ({result.seconds:.0f} s)")
@@ -606,6 +608,8 @@ def bisect(good: str, bad: str, options: ABOptions,
     while hi - lo > 1:
         mid = (lo + hi) // 2
         step = test(lo, mid)
+        if step.outcome == "unknown":  # once more, with twice the pairs' time
+            step = test(lo, mid, 2 * options.budget)
         if step.outcome == "bad":
             hi = mid
         elif step.outcome == "good":
