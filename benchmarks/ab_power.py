@@ -208,21 +208,10 @@ def summarize_busy(out: Path) -> list[str]:
 
 def run_suite(repo: Path, rev: str, out: Path, args) -> Path:
     """The perf suite (``-k``) of a checkout of ``rev``, its own fer on the path."""
-    checkout = out.parent / f"checkout-{out.stem}"
-    if checkout.exists():
-        shutil.rmtree(checkout)
-    checkout.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(repo), "archive", rev], capture_output=True,
-                             check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
-    env = dict(os.environ, PYTHONPATH=str(checkout))
-    cmd = [sys.executable, "-m", "pytest", "perf_tests", "--perf-scale", "smoke", "-q",
-           "-p", "no:cacheprovider", f"--benchmark-json={out.resolve()}",
-           "--benchmark-storage", str((out.parent / "storage").resolve())]
-    if args.k:
-        cmd += ["-k", args.k]
-    subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, check=True)
-    shutil.rmtree(checkout)
+    done = suite_process(repo, rev, out, args).wait()
+    if done != 0:
+        raise SystemExit(f"the perf suite of {rev} failed (exit {done}): {out}")
+    shutil.rmtree(out.parent / f"checkout-{out.stem}")
     return out
 
 
@@ -302,7 +291,7 @@ def process_noise(out: Path) -> list[str]:
     var = statistics.fmean(m for m, _ in excess) - statistics.fmean(s for _, s in excess)
     return [f"A/A: {len(excess)} benchmark changes; their mean square beyond their pairs' own "
             f"variance: process noise sd ~ {100 * max(var, 0) ** 0.5:.2f}% (fer.bench.paired."
-            "PROCESS_NOISE assumes 1.2%)"]
+            "PROCESS_NOISE assumes 1.6%)"]
 
 
 def summarize_compare(out: Path) -> list[str]:

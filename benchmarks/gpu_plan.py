@@ -10,22 +10,23 @@ calls 1 and 2 together fit 11 minutes (one window less the machine's start-up):
 
 call 1 proves the CUDA paths (the GPU unit tests of the graphed, fused, compiled steps), then
 measures the step experiment and fer against a bare timm loop; call 2 the study's factors
-(precision, loader, workers, optimizer, batch size); calls 3 and 4, for a later window, the
-rest. ``run`` bounds a call's wall time: each step gets a timeout from what is left of the
-call (SIGINT first, so pytest writes the JSON of the benchmarks that finished; a kill only if
-it has not ended after a grace period); a step that cannot start within what is left is
-skipped and logged. Every experiment writes its own benchmark JSON (written as
-``NAME.json.partial`` and renamed when the process has ended and the file parses, so a JSON
-under its final name is never torn), and ``gpu_plan_callN.json`` records every step: its
-command, status, exit code and seconds, rewritten after each step.
+(precision, loader, workers, optimizer, batch size); calls 3 to 5, for later windows, the
+rest (together the calls run every point of the registry). ``run`` bounds a call's wall
+time: each step gets a timeout from what is left of the call (SIGINT first, so pytest writes
+the JSON of the benchmarks that finished; a kill only if it has not ended after a grace
+period); a step that cannot start within what is left is skipped and logged. Every
+experiment writes its own benchmark JSON (written as ``NAME.json.partial`` and renamed when
+the process has ended and the file parses, so a JSON under its final name is never torn),
+and ``gpu_plan_callN.json`` records every step: its command, status, exit code and seconds,
+rewritten after each step.
 
 ``--plan`` reads no torch and needs no GPU: it estimates each step from the newest committed
 runs of the hardware class under ``docs/perf/<class>/`` (a step's measured seconds in a
 committed ``gpu_plan_callN.json``; else the benchmark JSON: per point the warm-up and timed
 epochs, scaled to the steps planned, plus validation and setup), and from step counts (steps
-per epoch x a time per step) where there are none, naming the source of every figure. It
-exits 1 when a call is over 8 minutes or calls 1 and 2 over 11, so CI on a CPU can check
-that the plan fits.
+per epoch x a time per step) where there are none, naming the source of every figure and
+what each call's reductions cut. It exits 1 when a call is over 8 minutes, calls 1 and 2
+over 11, or a step over its own timeout, so CI on a CPU can check that the plan fits.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from fer.bench.storage import BenchmarkFileError, Bench, Run, load_run  # noqa: E402
+from fer.bench.storage import Bench, BenchmarkFileError, Run, load_run  # noqa: E402
 from fer.suite.experiments import EXPERIMENTS, Experiment, Machine, point_id  # noqa: E402
 from fer.suite.scales import PerfScale, resolve_scale  # noqa: E402
 
@@ -84,6 +85,9 @@ ASSUMED = {
                      "profiled and counted steps were added)"),
     "compile": Assumed(90.0, "torch.compile of efficientnet_b0's step, cold (no committed "
                        "measurement)"),
+    "compile_cached": Assumed(30.0, "a later compile of the same model and precision in one "
+                              "process: dynamo traces again, inductor's graphs come from its "
+                              "cache (no committed measurement)"),
     "capture": Assumed(3.0, "the warm-up and capture of a CUDA graph (no committed "
                        "measurement)"),
     "eval": Assumed(0.5, "a validation pass (no committed run of this class)"),
@@ -96,6 +100,7 @@ ASSUMED = {
                         "with its trace's processing (no committed profiler run)"),
     "launch": Assumed(25.0, "a torchrun launch: processes, imports, data (no committed DDP "
                       "run)"),
+    "call": Assumed(3.0, "the call's own start: this script and nvidia-smi"),
     "peer_build": Assumed(5.0, "fer's trainer and synthetic faces, built for each peer "
                           "repeat"),
 }
@@ -154,9 +159,8 @@ def _peer(precision: str, graph: bool) -> Step:
                 what=f"fer's step vs a bare timm loop, {precision}{', fer graphed' if graph else ''}",
                 args=("--device", "cuda", "--precision", precision, "--steps", "100",
                       "--repeats", "3", *(("--cuda-graph",) if graph else ())),
-                reduced="100 timed steps a repeat (the script's default 200): a repeat's "
-                        "images/s is stable well within 100 steps, and the three modes must "
-                        "fit call 1")
+                reduced="100 timed steps a repeat (the script's default 200): the ratio is "
+                        "of medians over 3 alternating repeats, and call 1 must fit")
 
 
 _STEP_MODES_1 = tuple(f"{m}-{p}" for m in ("eager", "fused", "graph") for p in ("fp32", "amp_bf16"))
@@ -203,7 +207,7 @@ CALLS: dict[int, tuple[str, tuple[Step, ...]]] = {
     )),
     3: ("for a later window: profiler, pose, DataParallel, DDP, the other GPU tests", (
         Step(name="gpu_tests_more", kind="gpu-tests", cap_s=60, min_s=30,
-             args=("unit_tests", "-m", "gpu", "--deselect=unit_tests/test_graphs.py"),
+             args=("unit_tests", "-m", "gpu", "--ignore=unit_tests/test_graphs.py"),
              what="the other GPU unit tests (NVML, the engine on CUDA, counters, a failed "
                   "capture's fallback)"),
         Step(name="profiler", kind="experiment", experiment="profiler", cap_s=90,
@@ -372,7 +376,8 @@ class StepEstimate:
 
     @property
     def kinds(self) -> set[str]:
-        return {e.kind for _, e in self.parts}
+        """The sources of its figures (the process's start, assumed everywhere, left out)."""
+        return {e.kind for part, e in self.parts if part != "start"}
 
 
 @dataclass
@@ -415,33 +420,40 @@ class Planner:
         return steps, {**config, "cuda_graph": graph, "batch_size": batch}
 
     # -- a time per step where the point has no run: its siblings, the class, an assumption
-    def reference_step(self, experiment: Experiment, config: dict) -> tuple[float, str, bool]:
-        """(seconds a step, its source, whether it is assumed)."""
+    def reference_step(self, experiment: Experiment, config: dict, *, siblings: bool = True
+                       ) -> tuple[float, str, bool]:
+        """(seconds a step, its source, whether it is assumed): the median step of the
+        experiment's measured points (of the same precision where there are some), else of
+        the class's committed points closest to ``config``, else an assumed figure."""
         precision = config.get("precision", "fp32")
-        siblings = [(run, b) for run, b in self.runs.benches(experiment=experiment.name,
-                                                               scale=self.scale)
-                    if step_seconds(b)]
-        same = [(run, b) for run, b in siblings if _config(b).get("precision", "fp32") == precision]
-        if same or siblings:
-            chosen = same or siblings
-            value = statistics.median(step_seconds(b) for _, b in chosen)
+        measured = [b for _, b in self.runs.benches(experiment=experiment.name, scale=self.scale)
+                    if step_seconds(b)] if siblings else []
+        same = [b for b in measured if _config(b).get("precision", "fp32") == precision]
+        if same or measured:
+            chosen = same or measured
+            value = statistics.median(step_seconds(b) for b in chosen)
             return value, (f"{1000 * value:.1f} ms, the median step of {len(chosen)} measured "
                            f"point(s) of {experiment.name}"), False
         if experiment.task == "fer":
             batch = config.get("batch_size", self.scale.batch_size)
-            candidates = []
-            for run, b in self.runs.benches(scale=self.scale):
+            ranked: dict[tuple, list[Bench]] = {}
+            for _, b in self.runs.benches(scale=self.scale):
                 c = _config(b)
                 if c.get("task", "fer") != "fer" or not step_seconds(b) or _compiled(c):
                     continue
                 rank = (c.get("precision", "fp32") != precision, c.get("batch_size") != batch,
-                        bool(c.get("channels_last")), _graphed(c) != bool(config.get("cuda_graph")),
+                        c.get("optimizer", "adam") != config.get("optimizer", "adam"),
+                        c.get("parallel", "none") not in (None, "none"),
+                        bool(c.get("channels_last")) != bool(config.get("channels_last")),
+                        _graphed(c) != bool(config.get("cuda_graph")),
                         (c.get("num_workers") or 0) > 0)
-                candidates.append((rank, run, b))
-            if candidates:
-                rank, run, b = min(candidates, key=lambda x: x[0])
-                value = step_seconds(b)
-                return value, f"{1000 * value:.1f} ms a step of {b.name} ({run.path.name})", False
+                ranked.setdefault(rank, []).append(b)
+            if ranked:
+                chosen = ranked[min(ranked)]
+                value = statistics.median(step_seconds(b) for b in chosen)
+                names = ", ".join(b.name for b in chosen[:3]) + (", ..." if len(chosen) > 3 else "")
+                return value, (f"{1000 * value:.1f} ms, the median step of the committed "
+                               f"point(s) closest to it ({names})"), False
         key = "step_pose" if experiment.task == "pose" else \
             "step_fer_study" if self.scale.name == "study" else "step_fer"
         return ASSUMED[key].seconds, f"{1000 * ASSUMED[key].seconds:.0f} ms (assumed: " \
@@ -464,8 +476,22 @@ class Planner:
                  if _number(r.get("eval_s"))]
         return statistics.median(evals) if evals else ASSUMED["eval"].seconds
 
-    def point(self, experiment: Experiment, params: dict, scale: PerfScale) -> Estimate:
-        """One benchmark: its warm-up and timed epochs, validation, setup and overhead."""
+    @staticmethod
+    def _compile_s(config: dict, compiled_before: set[str], notes: list[str]) -> float:
+        """The assumed compile time of a point: cold, or from inductor's cache when the step
+        compiled the same precision before (``compiled_before``, updated)."""
+        precision = config.get("precision", "fp32")
+        key = "compile_cached" if precision in compiled_before else "compile"
+        compiled_before.add(precision)
+        notes.append(f"{'a cached ' if key == 'compile_cached' else ''}compile "
+                     f"{ASSUMED[key].seconds:.0f} s (assumed)")
+        return ASSUMED[key].seconds
+
+    def point(self, experiment: Experiment, params: dict, scale: PerfScale,
+              compiled_before: set[str] | None = None) -> Estimate:
+        """One benchmark: its warm-up and timed epochs, validation, setup and overhead
+        (``compiled_before``: the precisions compiled by earlier points of the same process)."""
+        compiled_before = set() if compiled_before is None else compiled_before
         reason = experiment.skip(params, scale, self.machine)
         if reason:
             return Estimate(0.0, "skipped", f"skipped: {reason}")
@@ -504,12 +530,13 @@ class Planner:
             if config.get("cuda_graph") and not _graphed(stored):
                 setup += ASSUMED["capture"].seconds
             if _compiled(config) and not _compiled(stored):
-                setup += ASSUMED["compile"].seconds
-                notes.append(f"compile {ASSUMED['compile'].seconds:.0f} s assumed")
+                setup += self._compile_s(config, compiled_before, notes)
             if experiment.name == "profiler":  # a warm-up, a plain epoch, the profiled epoch
                 epochs = (sum(r["wall_s"] for r in records) + median) * factor
             elif experiment.name == "ddp" and _number(match.extra_info.get("launch_s")):
-                epochs = float(match.extra_info["launch_s"]) * (rounds + 1) / max(1, len(records))
+                # the launch (processes, imports, data) as measured, the epochs as planned
+                launch = float(match.extra_info["launch_s"]) - sum(r["wall_s"] for r in records)
+                epochs = max(launch, 0.0) + (warm + rounds * median) * factor
             else:
                 epochs = (warm + rounds * median) * factor
             seconds = epochs + (rounds + 1) * eval_s + setup + overhead
@@ -529,8 +556,7 @@ class Planner:
         if config.get("cuda_graph"):
             setup += ASSUMED["capture"].seconds
         if _compiled(config):
-            setup += ASSUMED["compile"].seconds
-            notes.append(f"compile {ASSUMED['compile'].seconds:.0f} s (assumed)")
+            setup += self._compile_s(config, compiled_before, notes)
         seconds = epochs + (rounds + 1) * self._eval_s() + setup + overhead
         return Estimate(seconds, "assumed" if assumed else "steps",
                         f"step counts: {1 + rounds} epochs x {steps} steps x {source}"
@@ -555,7 +581,9 @@ class Planner:
             points = step.points or tuple(grid)
             parts = [("start", Estimate(ASSUMED["process"].seconds, "assumed",
                                         "a pytest process (assumed)"))]
-            parts += [(pid, self.point(experiment, dict(grid[pid]), scale)) for pid in points]
+            compiled: set[str] = set()
+            parts += [(pid, self.point(experiment, dict(grid[pid]), scale, compiled))
+                      for pid in points]
             return StepEstimate(step, sum(e.seconds for _, e in parts), parts)
         return StepEstimate(step, step.cap_s, [("step", Estimate(step.cap_s, "cap", "its cap"))])
 
@@ -569,13 +597,13 @@ class Planner:
         steps, warmup = int(flag("--steps", "200")), int(flag("--warmup", "20"))
         repeats = int(flag("--repeats", "3"))
         step_s, source, assumed = self.reference_step(
-            EXPERIMENTS["precision"], {"precision": precision, "batch_size": 64})
+            EXPERIMENTS["precision"], {"precision": precision, "batch_size": 64}, siblings=False)
         build = ASSUMED["peer_build"].seconds
         seconds = ASSUMED["process"].seconds + repeats * (build + 2 * (warmup + steps) * step_s)
         return StepEstimate(step, seconds, [("step", Estimate(
             seconds, "assumed" if assumed else "steps",
             f"step counts: {repeats} repeats x 2 loops x {warmup + steps} steps x {source} "
-            f"(eager), + {build:.0f} s a repeat to build fer's side (assumed)"))])
+            f"(an eager step); + {build:.0f} s a repeat to build fer's side (assumed)"))])
 
 
 # ------------------------------------------------------------------------------ printing it --
@@ -584,65 +612,111 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min"
 
 
-def plan_text(planner: Planner, calls: Iterable[int] = tuple(CALLS)) -> tuple[str, bool]:
-    """The plan as text, and whether it fits (every call within CALL_LIMIT_S, calls 1 and 2
-    within WINDOW_S)."""
-    runs = planner.runs
+@dataclass
+class Plan:
+    """Every call's estimated steps, and what does not fit."""
+
+    planner: Planner
+    calls: dict[int, list[StepEstimate]]
+    problems: list[str]
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    def total(self, call: int) -> float:
+        return ASSUMED["call"].seconds + sum(e.seconds for e in self.calls[call])
+
+
+def build_plan(planner: Planner, calls: Iterable[int] = tuple(CALLS)) -> Plan:
+    plan = Plan(planner, {c: [planner.estimate(s) for s in CALLS[c][1]] for c in calls}, [])
+    for call, estimates in plan.calls.items():
+        for e in estimates:
+            if e.seconds > e.step.cap_s + 1e-9:
+                plan.problems.append(f"call {call}: {e.step.name} expected {e.seconds:.0f} s, "
+                                     f"over its cap of {e.step.cap_s:.0f} s: its last points "
+                                     "would be cut")
+        if plan.total(call) > CALL_LIMIT_S:
+            plan.problems.append(f"call {call}: expected {plan.total(call):.0f} s, over "
+                                 f"{_minutes(CALL_LIMIT_S)}")
+    if 1 in plan.calls and 2 in plan.calls and plan.total(1) + plan.total(2) > WINDOW_S:
+        plan.problems.append(f"calls 1+2: expected {plan.total(1) + plan.total(2):.0f} s, over "
+                             f"{_minutes(WINDOW_S)}")
+    return plan
+
+
+def _source_lines(e: StepEstimate, pad: str) -> list[str]:
+    lines, skipped = [], {}
+    for part, est in e.parts:
+        if part == "start":
+            continue
+        if est.kind == "skipped":
+            skipped.setdefault(est.source.removeprefix("skipped: "), []).append(part)
+        elif part == "step":
+            lines.append(f"{pad}{est.source}")
+        else:
+            lines.append(f"{pad}{part or 'the point'}: {est.seconds:.0f} s, {est.source}")
+    for reason, parts in skipped.items():
+        lines.append(f"{pad}skipped on this class: {', '.join(parts)} ({reason})")
+    return lines
+
+
+def plan_text(plan: Plan) -> str:
+    """The plan as the terminal shows it: each call's steps, their expected seconds, caps and
+    sources, what was reduced, and whether it fits."""
+    planner, runs = plan.planner, plan.planner.runs
     lines = [f"GPU plan for {planner.hardware_class}: scale {planner.scale.name}, step "
              f"{planner.step_mode}; calls of at most {_minutes(CALL_LIMIT_S)}, calls 1+2 within "
              f"{_minutes(WINDOW_S)} (a 15-minute window less the machine's start-up)"]
+    try:
+        where = runs.folder.resolve().relative_to(ROOT)
+    except ValueError:
+        where = runs.folder
     if runs.runs or runs.calls:
         files = ", ".join(sorted({r.path.name for r in runs.runs} |
                                  {c["path"] for c in runs.calls}))
-        lines.append(f"committed runs read: {runs.folder} ({files})")
+        lines.append(f"committed runs read: {where}/ ({files})")
     else:
-        lines.append(f"committed runs read: none under {runs.folder}: every figure is from "
-                     "step counts and assumed step times")
-    totals: dict[int, float] = {}
-    fits = True
-    for call in calls:
-        title, steps = CALLS[call]
-        estimates = [planner.estimate(s) for s in steps]
-        totals[call] = sum(e.seconds for e in estimates)
-        over = totals[call] > CALL_LIMIT_S
-        fits &= not over
-        lines += ["", f"call {call} — {title}: expected {totals[call]:.0f} s "
-                  f"({_minutes(totals[call])}){'  OVER ' + _minutes(CALL_LIMIT_S) if over else ''}"]
-        lines.append(f"  {'step':<24} {'expected':>8} {'cap':>6}  what / source")
+        lines.append(f"committed runs read: none in {where}/: every figure comes from step "
+                     "counts and assumed step times")
+    pad = " " * 38
+    for call, estimates in plan.calls.items():
+        total = plan.total(call)
+        lines += ["", f"call {call} — {CALLS[call][0]}: expected {total:.0f} s "
+                  f"({_minutes(total)}){'  OVER ' + _minutes(CALL_LIMIT_S) if total > CALL_LIMIT_S else ''}",
+                  f"  {'step':<24} {'expected':>8} {'cap':>5}"]
         for e in estimates:
             s = e.step
             shape = ""
-            if s.kind == "experiment":
-                n = len(s.points or EXPERIMENTS[s.experiment].grid)
-                shape = f" [{n} point(s), {s.rounds or planner.scale.rounds} timed epoch(s)]"
-            lines.append(f"  {s.name:<24} {e.seconds:>6.0f} s {s.cap_s:>4.0f} s  {s.what}{shape}")
-            for part, est in e.parts:
-                if part == "start":
-                    continue
-                label = "" if part == "step" else f"{part}: "
-                figure = "" if part == "step" else f" {est.seconds:.0f} s"
-                lines.append(f"  {'':<24} {'':>8} {'':>6}    {label}{est.source}{figure}"
-                             if part != "step" else
-                             f"  {'':<24} {'':>8} {'':>6}    {est.source}")
+            if s.kind == "experiment" and s.experiment != "profiler":
+                run = sum(1 for part, est in e.parts if part != "start" and est.kind != "skipped")
+                shape = (f" [{run} point(s), {s.rounds or planner.scale.rounds} timed epoch(s) "
+                         "each]")
+            over = "  OVER ITS CAP" if e.seconds > s.cap_s + 1e-9 else ""
+            lines.append(f"  {s.name:<24} {e.seconds:>6.0f} s {s.cap_s:>3.0f} s  {s.what}{shape}"
+                         f"{over}")
+            lines += _source_lines(e, pad)
             if s.reduced:
-                lines.append(f"  {'':<24} {'':>8} {'':>6}    reduced: {s.reduced}")
-    if 1 in totals and 2 in totals:
-        both = totals[1] + totals[2]
-        over = both > WINDOW_S
-        fits &= not over
-        lines += ["", f"calls 1+2: {both:.0f} s ({_minutes(both)}) of {_minutes(WINDOW_S)}: "
-                  f"{'OVER' if over else 'fits'}"]
-    used = sorted({k for c in calls for s in CALLS[c][1] for _, e in planner.estimate(s).parts
-                   for k in [e.kind]})
-    lines.append(f"sources: {', '.join(used)} (measured: a committed call record; runs: the "
-                 "committed benchmark JSON; steps: step counts x a committed step time; "
-                 "assumed: step counts x an assumed step time; cap: the step's timeout)")
-    lines.append("assumed where no committed run says: " + "; ".join(
-        f"{k} {a.seconds:g}{'x' if k == 'profiled' else ' s'}" for k, a in ASSUMED.items()))
-    lines.append("plan fits" if fits else
-                 f"PLAN DOES NOT FIT: a call over {_minutes(CALL_LIMIT_S)} or calls 1+2 over "
-                 f"{_minutes(WINDOW_S)}; cut points or rounds in benchmarks/gpu_plan.py CALLS")
-    return "\n".join(lines), fits
+                lines.append(f"{pad}reduced: {s.reduced}")
+    if 1 in plan.calls and 2 in plan.calls:
+        both = plan.total(1) + plan.total(2)
+        lines += ["", f"calls 1+2: expected {both:.0f} s ({_minutes(both)}) of "
+                  f"{_minutes(WINDOW_S)}: {'OVER' if both > WINDOW_S else 'fits'}"]
+    kinds = sorted({k for estimates in plan.calls.values() for e in estimates for k in e.kinds})
+    lines.append(f"sources used: {', '.join(kinds)} (measured: a committed call record; runs: "
+                 "the committed benchmark JSON of the point; steps: step counts x a committed "
+                 "step time; assumed: step counts x an assumed step time; cap: the step's "
+                 "timeout; each call adds "
+                 f"{ASSUMED['call'].seconds:.0f} s for its own start)")
+    lines.append("assumed where no committed run says:")
+    lines += [f"  {k}: {a.seconds:g}{'x' if k == 'profiled' else ' s'}, {a.why}"
+              for k, a in ASSUMED.items()]
+    if plan.fits:
+        lines.append("the plan fits")
+    else:
+        lines += ["THE PLAN DOES NOT FIT:", *(f"  {p}" for p in plan.problems),
+                  "  cut points or rounds in benchmarks/gpu_plan.py CALLS"]
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------------ running it --
@@ -653,8 +727,8 @@ def _pytest(*args: str) -> list[str]:
 
 def step_argv(step: Step, out_file: Path, *, scale: str, step_mode: str) -> list[str]:
     """The command of one step; ``out_file`` is where it writes its JSON (the partial name)."""
-    if step.kind == "gpu-tests":
-        return _pytest(*step.args, f"--junitxml={out_file.with_suffix('.xml')}")
+    if step.kind == "gpu-tests":  # pytest's junit XML, turned into NAME.json when it ends
+        return _pytest(*step.args, f"--junitxml={out_file.parent / f'{step.name}.xml'}")
     if step.kind == "experiment":
         path, function = NODES[step.experiment]
         targets = [f"{path}::{function}[{p}]" for p in step.points] if step.points else [path]
@@ -705,7 +779,7 @@ def _end_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def run_step(step: Step, argv: list[str], *, timeout_s: float, grace_s: float, log: Path
+def run_step(argv: list[str], *, timeout_s: float, grace_s: float, log: Path
              ) -> tuple[str, int | None]:
     """Run one step with a timeout: SIGINT at ``timeout_s`` (pytest then writes the JSON of
     the benchmarks that finished), SIGKILL to its process group ``grace_s`` later.
@@ -746,6 +820,7 @@ def run_call(call: int, steps: Iterable[Step], out: Path, *, scale: str = "full"
              say: Callable[[str], None] = print) -> dict:
     """Run the steps of one call in order within ``limit_s`` of wall time; returns (and
     writes, after every step) the call record ``gpu_plan_callN.json``."""
+    out = out.resolve()  # the steps run in the repository's root
     out.mkdir(parents=True, exist_ok=True)
     start = clock()
     deadline = start + limit_s
@@ -770,18 +845,17 @@ def run_call(call: int, steps: Iterable[Step], out: Path, *, scale: str = "full"
         timeout = min(step.cap_s, left)
         final = out / f"{step.name}.json"
         partial = out / f"{step.name}.json.partial"
-        for stale in (final, partial):
+        for stale in (final, partial, out / f"{step.name}.xml"):
             stale.unlink(missing_ok=True)
         argv = step_argv(step, partial, scale=scale, step_mode=step_mode)
         say(f"== {step.name}: {step.what} (timeout {timeout:.0f} s, {left:.0f} s left)")
         began = clock()
-        status, code = run_step(step, argv, timeout_s=timeout, grace_s=grace_s,
+        status, code = run_step(argv, timeout_s=timeout, grace_s=grace_s,
                                 log=out / f"{step.name}.log")
         seconds = clock() - began
         output = None
         if step.kind == "gpu-tests":
-            xml = partial.with_suffix(".xml")
-            if _junit_to_json(xml, final):
+            if _junit_to_json(out / f"{step.name}.xml", final):
                 output = final.name
         elif partial.is_file():
             try:
@@ -794,7 +868,8 @@ def run_call(call: int, steps: Iterable[Step], out: Path, *, scale: str = "full"
                      timeout_s=round(timeout, 1), command=argv, output=output,
                      log=f"{step.name}.log")
         if status in ("timed out", "killed"):
-            entry["why"] = (f"stopped at its timeout of {timeout:.0f} s ({'its cap' if timeout == step.cap_s else 'what was left of the call'})"
+            bound = "its cap" if timeout == step.cap_s else "what was left of the call"
+            entry["why"] = (f"stopped at its timeout of {timeout:.0f} s ({bound})"
                             + ("; it did not end within the grace period and was killed"
                                if status == "killed" else "")
                             + ("; its JSON holds the benchmarks that finished"
@@ -834,6 +909,7 @@ def main(argv: list[str] | None = None) -> int:
         if not 0 < args.limit_s <= CALL_LIMIT_S:
             p.error(f"--limit-s must be in (0, {CALL_LIMIT_S:.0f}]")
         steps = plan_steps(args.call)
+        args.out = args.out.resolve()
         if args.dry_run:
             for s in steps:
                 partial = args.out / f"{s.name}.json.partial"
@@ -855,9 +931,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     planner = Planner.for_class(args.hardware_class, perf_dir=args.perf_dir, scale=args.scale,
                                 step_mode=args.step_mode)
-    text, fits = plan_text(planner)
-    print(text)
-    return 0 if fits else 1
+    plan = build_plan(planner)
+    print(plan_text(plan))
+    return 0 if plan.fits else 1
 
 
 if __name__ == "__main__":

@@ -41,8 +41,9 @@ LOOKS = 5
 #: the most degrees of freedom the run's pooled pair variance lends one benchmark
 PRIOR_DF = 12
 #: the sd of the speed difference of two worker processes of the same code, as a log ratio:
-#: the floor of a benchmark's standard error however many pairs it has (measured: docs/ab.md)
-PROCESS_NOISE = 0.012
+#: the floor of a benchmark's standard error however many pairs it has (measured on a 2-core
+#: CPU: 56 A/A benchmark changes beyond their pairs' spread, docs/ab.md)
+PROCESS_NOISE = 0.016
 #: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
 EPOCH_SHARE = 0.2
 #: the fewest pairs judged

@@ -358,6 +358,19 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
     points = select(options.keyword)
     start = time.perf_counter()
     measured: list[_Point] = []
+    probe = Worker(candidate, scratch / "skips.log", options.threads)
+    try:  # the points this machine cannot run, asked once (no workers started for them)
+        probe.check()
+        skips = probe.ask({"op": "skips", "points": points, "scale": options.scale})["skips"]
+    finally:
+        probe.close()
+    for name, _, _ in points:
+        if skips.get(name):
+            measured.append(_Point(Benchmark(name, skipped=skips[name])))
+    points = [p for p in points if not skips.get(p[0])]
+    if not points:
+        raise ABError(f"none of the selected benchmarks can run on this machine (e.g. "
+                      f"{measured[0].bench.name}: {measured[0].bench.skipped})")
     for i, (name, experiment, params) in enumerate(points):
         # fresh processes for every benchmark: a process's own speed (its memory layout, its
         # threads' placement) is then one more draw per benchmark, which the run's interval

@@ -11,6 +11,7 @@ The protocol: one JSON object a line on stdin, one answer a line on the original
 (everything else the side prints goes to stderr):
 
 * ``{"op": "hello"}`` -> where ``fer`` was imported from, torch's version
+* ``{"op": "skips", "points", "scale"}`` -> why this machine cannot run each point, or None
 * ``{"op": "load", "experiment", "params", "scale", "threads"}`` -> builds the trainer of
   that grid point and trains one warm-up epoch; ``{"skip": reason}`` where this machine
   cannot run it
@@ -60,6 +61,14 @@ class Side:
     def hello(self, msg: dict) -> dict:
         return {"fer": os.path.dirname(os.path.abspath(fer.__file__)), "torch": torch.__version__,
                 "python": sys.version.split()[0]}
+
+    def skips(self, msg: dict) -> dict:
+        """Why this machine cannot run each of ``points`` ([name, experiment, params]), or
+        None: asked once, so that no worker is started for a point that would be skipped."""
+        scale = resolve_scale(msg["scale"], cuda=torch.cuda.is_available())
+        return {"skips": {name: harness.skip_reason(EXPERIMENTS[experiment], params, scale)
+                          if experiment in EXPERIMENTS else f"this side has no {experiment} "
+                          "experiment" for name, experiment, params in msg["points"]}}
 
     def load(self, msg: dict) -> dict:
         if msg.get("threads"):
