@@ -134,6 +134,12 @@ def test_outcome_of_a_step():
     improved = _fake_result(False)
     improved.shift.verdict = IMPROVED
     assert outcome(improved) == "good"
+    # unknown, but its upper bound is below the threshold: not a regression worth bisecting
+    below = _fake_result(False, unknown=True)
+    below.shifts[0].high = 0.02
+    assert outcome(below) == "good"
+    below.shifts[0].high = 0.04
+    assert outcome(below) == "unknown"
 
 
 # ------------------------------------------------------------ end to end --

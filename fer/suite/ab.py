@@ -560,11 +560,14 @@ class BisectResult:
 
 def outcome(result: ABResult) -> str:
     """An A/B result as a bisect step: bad (something regressed), good (nothing regressed and
-    the run as a whole is the same or faster), else unknown."""
+    the run as a whole is less than --threshold slower: its one-sided upper bound is below it,
+    a non-inferiority test: the commit does not hold a regression worth bisecting), else
+    unknown."""
     if result.failed:
         return "bad"
     shift = result.shift
-    if shift is not None and shift.verdict in (UNCHANGED, IMPROVED):
+    if shift is not None and (shift.verdict in (UNCHANGED, IMPROVED)
+                              or shift.high < result.options.threshold):
         return "good"  # (a regressed whole epoch made it "bad" above)
     judged = result.judged
     if judged and all(b.verdict in (UNCHANGED, IMPROVED) for b in judged):
