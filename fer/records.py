@@ -14,7 +14,8 @@ Nothing here imports torch.
     model, device, devices, global_batch, config   what ran (config: the resolved plan)
     records       every EpochRecord (as dicts), the warm-up first with "warmup": true
     summary       medians over the timed epochs (:func:`summarize`)
-    gpu_sampling  NVML utilisation and memory (GPU only)
+    gpu_sampling  NVML utilisation, memory, SM/memory clocks, temperature, power and the
+                  throttle reasons seen during its rounds (GPU only)
     step_breakdown  a few profiled steps after the timed epochs (fer.profiling)
     counters      exact counts per step after the timed epochs (fer.counters)
     ...           experiment-specific extras (convergence curves, profiler categories)

@@ -173,6 +173,26 @@ def test_fer_ab_of_two_commits_names_the_planted_op(tmp_path):
     detail = row["counters"]["detail"]
     assert "aten ops/step" in detail and "+1: aten::sum" in detail
     assert "+1: aten::_local_scalar_dense" in detail and "syncs/step" in detail
-    assert len(row["pairs"]) >= 3
-    assert {p["order"] for p in row["pairs"]} == {"AB", "BA"}
+    # pairs a busy machine spoilt are left out and counted (the counts judge all the same)
+    assert len(row["pairs"]) + row["disturbed_pairs"] >= 3
+    if len(row["pairs"]) >= 2:
+        assert {p["order"] for p in row["pairs"]} == {"AB", "BA"}
     assert result["base"]["commit"] != result["candidate"]["commit"]
+
+
+def test_a_busy_machine_leaves_the_time_inconclusive_and_the_counts_judged():
+    from fer.bench.storage import Bench
+
+    def bench(ops):
+        counters = {"per_step": {"aten_ops": ops}, "variation": {"aten_ops": 0.0},
+                    "ops": {"add": ops}}
+        return Bench("t", "t", None, 1.0, [1.0], {"records": [], "counters": counters})
+
+    quiet = ab._Point(Benchmark("t", disturbed_pairs=5), bench(10), bench(10))
+    ab._finish(quiet)
+    assert quiet.bench.verdict == "inconclusive" and "rerun on a quiet machine" in quiet.bench.why
+    planted = ab._Point(Benchmark("t", disturbed_pairs=5), bench(10), bench(11))
+    ab._finish(planted)
+    assert planted.bench.verdict == REGRESSED and planted.bench.judged_by == "counters"
+    assert planted.bench.why.startswith("aten ops/step 10 -> 11 (+1: aten::add)")
+    assert "time inconclusive" in planted.bench.why

@@ -234,7 +234,7 @@ def test_without_nvml_nothing_breaks(monkeypatch, tmp_path, module):
     for i in range(3):
         make_run(tmp_path / f"run{i}.json", {"a[1]": [1.0, 1.01, 0.99]}, when=f"2026-01-0{i + 1}T00:00:00")
     runs = [load_run(tmp_path / f"run{i}.json") for i in range(3)]
-    assert runs[0].gpu_facts == {} and runs[0].benchmarks["a[1]"].gpu_sampling == {}
+    assert runs[0].gpu_facts == {} and runs[0].benchmarks["t.py::a[1]"].gpu_sampling == {}
     assert _gpu_lines(compare(runs[:2], runs[2])) == []
 
 
@@ -319,7 +319,7 @@ def test_compare_warns_on_throttling_seen_on_one_side_only(tmp_path):
 def test_stored_facts_are_read_safely(tmp_path):
     run = _run(tmp_path / "r.json")
     assert run.gpu_facts["uuids"] == [UUID_A] and run.gpu_facts["serials"] == ["1650123456789"]
-    assert run.benchmarks["a[1]"].gpu_sampling["sm_clock_mhz"]["median"] == 1950
+    assert run.benchmarks["t.py::a[1]"].gpu_sampling["sm_clock_mhz"]["median"] == 1950
     doc = json.loads(run.path.read_text())
     doc["machine_info"]["fer"]["gpu_uuids"] = "GPU-not-a-list"
     doc["benchmarks"][0]["extra_info"]["gpu_sampling"] = {
@@ -327,7 +327,7 @@ def test_stored_facts_are_read_safely(tmp_path):
     run.path.write_text(json.dumps(doc))
     damaged = load_run(run.path)
     assert "uuids" not in damaged.gpu_facts
-    assert damaged.benchmarks[doc["benchmarks"][0]["name"]].gpu_sampling == {}
+    assert damaged.benchmarks[doc["benchmarks"][0]["fullname"]].gpu_sampling == {}
 
 
 def test_the_dashboard_shows_the_newest_runs_gpu(tmp_path):

@@ -500,18 +500,22 @@ def _finish(point: _Point) -> None:
     b = point.bench
     if b.skipped is not None:
         return
-    if b.disturbed_pairs > len(b.pairs):
+    busy = b.disturbed_pairs > len(b.pairs)
+    if busy:  # the clock cannot tell; the counts still can (a busy machine does not move them)
         b.verdict = INCONCLUSIVE
-        b.why = (f"inconclusive: other processes used the machine during {b.disturbed_pairs} of "
-                 f"{b.disturbed_pairs + len(b.pairs)} pairs; rerun on a quiet machine")
-        return
     counted = judge_counters(point.new, [point.old])
     b.counters = counted.to_dict()
     if counted.verdict == COUNT_REGRESSED:
         b.verdict, b.judged_by = REGRESSED, "counters"
     if b.verdict in (REGRESSED, IMPROVED) or counted.verdict != COUNT_UNCHANGED:
         shown = b.shown
-        b.why = explain(point.new, [point.old], shown.change if shown else None)
+        b.why = explain(point.new, [point.old], None if busy else
+                        (shown.change if shown else None))
+    if busy:
+        note = (f"time inconclusive: other processes used the machine during "
+                f"{b.disturbed_pairs} of {b.disturbed_pairs + len(b.pairs)} pairs; rerun on a "
+                "quiet machine")
+        b.why = f"{b.why}; {note}" if b.why else note
 
 
 def run_ab(base_spec: str, candidate_spec: str, options: ABOptions, *,
