@@ -18,6 +18,8 @@ Nothing here imports torch.
                   throttle reasons seen during its rounds (GPU only)
     step_breakdown  a few profiled steps after the timed epochs (fer.profiling)
     counters      exact counts per step after the timed epochs (fer.counters)
+    step_mode     the step asked for, the step that ran, and each fallback with its reason
+    load          other processes' CPU share per round (fer.suite.load)
     ...           experiment-specific extras (convergence curves, profiler categories)
 
 Runs written before schema 2 (no ``schema`` key) named the experiment by its

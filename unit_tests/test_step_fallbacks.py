@@ -35,12 +35,12 @@ CAPTURE_ERROR = "operation not permitted when stream is capturing"
 
 @pytest.fixture(scope="module")
 def data():
-    return make_synthetic_faces(200, seed=3)  # 160 train: 5 steps of 32
+    return make_synthetic_faces(100, seed=3)  # 80 train: 5 steps of 16 (the capture at the 4th)
 
 
 def cfg(**kw):
-    base = dict(model="test_efficientnet", device="cpu", epochs=2, batch_size=32,
-                synthetic_size=200, run_dir="none")
+    base = dict(model="test_efficientnet", device="cpu", epochs=2, batch_size=16,
+                synthetic_size=100, run_dir="none")
     return TrainConfig(**{**base, **kw})
 
 
@@ -112,12 +112,11 @@ def _same_training(a, b):
 # ---------------------------------------------------------------- the engine --
 
 def test_a_failed_capture_runs_the_eager_step_and_records_why(data):
-    eager = build_trainer(cfg(), data=data)
-    graphed = graphed_on_cpu(cfg(device="cuda", cuda_graph=True), data=data)
-    for _ in range(2):
-        a, b = eager.train_epoch(), graphed.train_epoch()
-        assert a.steps == b.steps == 5 and a.images == b.images == 160  # no batch lost or twice
-        assert math.isclose(a.loss, b.loss, rel_tol=1e-5)
+    eager = build_trainer(cfg(epochs=1), data=data)
+    graphed = graphed_on_cpu(cfg(device="cuda", cuda_graph=True, epochs=1), data=data)
+    a, b = eager.train_epoch(), graphed.train_epoch()
+    assert a.steps == b.steps == 5 and a.images == b.images == 80  # no batch lost or twice
+    assert math.isclose(a.loss, b.loss, rel_tol=1e-5)
     _same_training(eager, graphed)
     assert graphed.step_graph is None and "capture_s" not in graphed.setup_s
     assert graphed.step_mode == {
@@ -132,9 +131,9 @@ def test_torch_compile_failing_when_called_runs_uncompiled(data, monkeypatch):
         raise RuntimeError("Dynamo is not supported on Python 3.99+")
 
     monkeypatch.setattr(torch, "compile", refuse)
-    trainer = build_trainer(cfg(compile="default"), data=data)
+    trainer = build_trainer(cfg(compile="default", epochs=1), data=data)
     assert trainer.model is trainer.raw_model
-    assert trainer.train_epoch().images == 160 and trainer.setup_s == {}
+    assert trainer.train_epoch().images == 80 and trainer.setup_s == {}
     assert trainer.step_mode["ran"]["compile"] == "none"
     assert trainer.fallbacks == [{"knob": "compile", "from": "compile default", "to": "no compile",
                                   "why": "RuntimeError: Dynamo is not supported on Python 3.99+"}]
@@ -142,12 +141,11 @@ def test_torch_compile_failing_when_called_runs_uncompiled(data, monkeypatch):
 
 def test_a_failed_first_compiled_step_runs_the_batch_uncompiled(data, monkeypatch):
     monkeypatch.setattr(torch, "compile", lambda model, **kwargs: FailsOnFirstCall(model))
-    eager = build_trainer(cfg(), data=data)
-    trainer = build_trainer(cfg(compile="default"), data=data)
+    eager = build_trainer(cfg(epochs=1), data=data)
+    trainer = build_trainer(cfg(compile="default", epochs=1), data=data)
     compiled = trainer.model
-    for _ in range(2):
-        a, b = eager.train_epoch(), trainer.train_epoch()
-        assert a.steps == b.steps == 5 and a.images == b.images == 160
+    a, b = eager.train_epoch(), trainer.train_epoch()
+    assert a.steps == b.steps == 5 and a.images == b.images == 80
     _same_training(eager, trainer)
     assert compiled.calls == 1 and trainer.model is trainer.raw_model
     assert "compile_s" not in trainer.setup_s  # no step compiled
@@ -178,16 +176,16 @@ def test_a_real_compile_whose_backend_fails_runs_uncompiled(data, monkeypatch):
 
     monkeypatch.setattr(torch, "compile", lambda model, **kw: compile_(model, backend=no_compiler))
     trainer = build_trainer(cfg(compile="default", epochs=1), data=data)
-    assert trainer.train_epoch().images == 160
+    assert trainer.train_epoch().images == 80
     assert trainer.step_mode["ran"]["compile"] == "none" and trainer.setup_s == {}
     assert trainer.fallbacks[0]["why"] == "OSError: no C++ compiler found (CXX unset)"
 
 
 def test_a_refused_fused_optimizer_runs_foreach(data, refusing_adam):
     refusing_adam("fused")
-    trainer = build_trainer(cfg(optimizer="adam", optimizer_impl="fused"), data=data)
+    trainer = build_trainer(cfg(optimizer="adam", optimizer_impl="fused", epochs=1), data=data)
     assert trainer.optimizer.defaults["foreach"] is True and not trainer.optimizer.defaults["fused"]
-    assert trainer.train_epoch().images == 160
+    assert trainer.train_epoch().images == 80
     assert trainer.step_mode["ran"]["optimizer_impl"] == "foreach"
     assert trainer.fallbacks == [{
         "knob": "optimizer_impl", "from": "fused optimizer", "to": "foreach optimizer",
@@ -197,12 +195,12 @@ def test_a_refused_fused_optimizer_runs_foreach(data, refusing_adam):
 
 def test_where_foreach_is_refused_too_the_default_runs(data, refusing_adam):
     refusing_adam("fused", "foreach")
-    trainer = build_trainer(cfg(optimizer="adam", optimizer_impl="fused"), data=data)
+    trainer = build_trainer(cfg(optimizer="adam", optimizer_impl="fused", epochs=1), data=data)
     assert not trainer.optimizer.defaults["foreach"] and not trainer.optimizer.defaults["fused"]
     assert [(f["from"], f["to"]) for f in trainer.fallbacks] == [
         ("fused optimizer", "foreach optimizer"), ("foreach optimizer", "torch's default optimizer")]
     assert trainer.step_mode["ran"]["optimizer_impl"] == "auto"
-    assert trainer.train_epoch().images == 160
+    assert trainer.train_epoch().images == 80
 
 
 def test_an_optimizer_torch_refuses_in_every_implementation_is_an_error(data, refusing_adam):
@@ -311,7 +309,7 @@ def test_fer_train_warns_in_one_line(kind, tmp_path, capsys, monkeypatch, refusi
 def test_a_real_capture_that_fails_falls_back_to_eager_on_a_gpu():
     """A host sync inside the step (a loss read on the host) cannot be captured: the run goes
     on eagerly, every batch trained once."""
-    data = make_synthetic_faces(400, seed=0)  # 320 train: 10 steps of 32
+    data = make_synthetic_faces(400, seed=0)  # 320 train: 20 steps of 16
     trainer = build_trainer(cfg(device="cuda", cuda_graph=True, synthetic_size=400), data=data)
     loss = trainer.task.loss
 

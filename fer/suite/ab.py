@@ -451,6 +451,7 @@ def _measure_point(workers: dict, name: str, experiment: str, params: dict, opti
         b.skipped = next(iter(skips.values()))
         return _Point(b)
     epochs: dict[str, list[dict]] = {"A": [], "B": []}
+    ran: dict[str, dict | None] = {}
     alpha = 1 - options.confidence
     schedule = looks(options.min_pairs)
     while len(b.pairs) < schedule[-1]:
@@ -459,6 +460,7 @@ def _measure_point(workers: dict, name: str, experiment: str, params: dict, opti
         for side in order:
             answer = workers[side].ask({"op": "epoch"})
             got[side] = answer["record"]
+            ran[side] = answer.get("ran")
             share = answer.get("others_share")
             busy |= share is not None and share > BUSY_SHARE
         if busy:
@@ -477,6 +479,12 @@ def _measure_point(workers: dict, name: str, experiment: str, params: dict, opti
             break
         if b.disturbed_pairs > 2 * max(n, options.min_pairs):
             break  # the machine is busy: more pairs will not tell
+    if ran.get("A") and ran.get("B") and ran["A"] != ran["B"]:
+        # a step mode fell back on one side only: the sides trained different steps
+        differ = {k: (ran["A"].get(k), v) for k, v in ran["B"].items() if ran["A"].get(k) != v}
+        b.skipped = ("the sides ran different steps (a step mode fell back on one side): "
+                     + ", ".join(f"{k} {a} vs {c}" for k, (a, c) in differ.items()))
+        return _Point(b)
     counters = {side: w.ask({"op": "count"})["counters"] for side, w in workers.items()}
     old = _bench(name, loaded["A"], epochs["A"], counters["A"], None)
     new = _bench(name, loaded["B"], epochs["B"], counters["B"], None)

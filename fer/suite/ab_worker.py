@@ -98,7 +98,9 @@ class Side:
         record = self.trainer.train_epoch()
         call = time.perf_counter() - start  # the whole call: work after the timed loop too
         share = self.sampler.mark()
-        return {"record": dict(record.to_dict(), call_s=call), "others_share": share}
+        mode = getattr(self.trainer, "step_mode", None)  # the step that ran (fallbacks)
+        return {"record": dict(record.to_dict(), call_s=call), "others_share": share,
+                "ran": mode["ran"] if isinstance(mode, dict) else None}
 
     def count(self, msg: dict) -> dict:
         return {"counters": self.counters.count_steps(self.trainer)}

@@ -173,8 +173,8 @@ STEP_MODES: dict[str, dict] = {
 
 
 #: steps per epoch of the step experiment on a GPU: its question is the time of one step,
-#: which 200 steps measure as well as 448 do, and ten points (four compiled) must fit the
-#: GPU budget of benchmarks/gpu_full_run.sh
+#: which 200 steps measure as well as 448 do, and its points must fit call 1 of
+#: benchmarks/gpu_plan.py (the compiled ones: call 4)
 STEP_EPOCH_STEPS = 200
 
 
