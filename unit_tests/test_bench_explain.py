@@ -118,16 +118,19 @@ def runs(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("change,named", [
-    ("optimizer", "optimizer +"),
-    ("elementwise", "elementwise +"),
-    ("loader", "data wait"),
+@pytest.mark.parametrize("change,named,counted", [
+    ("optimizer", "optimizer +", "aten::_foreach_mul_"),
+    ("elementwise", "elementwise +", "aten::mul"),
+    ("loader", "data wait", None),
 ])
-def test_the_explanation_names_the_change(runs, change, named):
+def test_the_explanation_names_the_change(runs, change, named, counted):
     name = "t.py::test_step"
     text = explain(runs[change].benchmarks[name], [runs["base"].benchmarks[name]])
-    assert text and named in text, text  # named, and as a rise (a few CPU steps are noisy:
-    # another category can move by as much, so the order is not asserted)
+    assert text, text
+    if counted:  # the exact counts lead and name the operators, whatever the machine does
+        assert text.startswith("aten ops/step") and counted in text.split(";")[0], text
+    else:  # a few profiled CPU steps on a busy machine are noisy: the time part may not name
+        assert named in text, text  # a category; the data wait is measured over the epochs
 
 
 def test_compare_attaches_the_explanation_to_what_moved(tmp_path):

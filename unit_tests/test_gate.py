@@ -4,6 +4,7 @@ slowdown (every training step waits half its own time) that fails it with exit 1
 suite's default rounds and fer compare's default settings, with four benchmarks (a run of the
 suite has many: the gate judges those that moved together by the run's shift)."""
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -52,7 +53,7 @@ def test_fer_compare_gate_passes_unchanged_and_fails_on_a_real_slowdown(pytester
         # A neighbour on a shared machine can really slow one benchmark of an unchanged rerun
         # for a second (seen here: 3 epochs at 1.6x, the reference workload 1.25x): one more
         # unchanged pair must then pass. A gate that false-alarms on A/A fails both.
-        print(out)
+        print(out, file=sys.stderr)  # kept for the report, apart from the retry's output
         baseline, unchanged = _run(pytester, "a2.json"), _run(pytester, "b2.json")
         assert main(["compare", baseline, unchanged, "--fail-on-regression"]) == 0, out
         out = capsys.readouterr().out

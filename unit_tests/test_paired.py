@@ -78,16 +78,27 @@ def test_one_burst_pair_is_left_out():
     assert j.dropped == 1 and j.verdict == UNCHANGED
 
 
+def test_a_benchmark_alone_is_never_the_same_within_its_process_noise():
+    """Two processes of the same code differ by PROCESS_NOISE: a threshold below about twice
+    it can never be shown the same, however many pairs (hence the default of 5%)."""
+    from fer.bench.paired import PROCESS_NOISE
+
+    b = Benchmark("t", pairs=_pairs([1.0] * 18))
+    judge_benchmark(b, threshold=1.5 * PROCESS_NOISE, alpha=0.05, benchmarks=1,
+                    priors={"step": (1e-6, 12.0), "epoch": (1e-6, 12.0)})
+    assert b.step.verdict == UNKNOWN and b.step.mde > PROCESS_NOISE
+
+
 def test_a_stall_only_the_whole_epoch_sees_decides_the_benchmark():
     b = Benchmark("t", pairs=_pairs([1.0] * 8, epoch_ratios=_noisy(0.20, 8, 0.01)))
-    judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=10)
+    judge_benchmark(b, threshold=0.05, alpha=0.025, benchmarks=10)
     assert b.step.verdict == UNCHANGED and b.epoch.verdict == REGRESSED
     assert b.verdict == REGRESSED and b.judged_by == "epoch" and b.shown is b.epoch
 
 
 def test_a_same_step_with_an_unknown_epoch_stays_unknown():
     b = Benchmark("t", pairs=_pairs([1.0] * 3, epoch_ratios=[1.3, 0.8, 1.1]))
-    judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=10,
+    judge_benchmark(b, threshold=0.05, alpha=0.025, benchmarks=10,
                     priors={"step": (1e-4, 12.0), "epoch": (1e-4, 12.0)})
     assert b.step.verdict == UNCHANGED and b.verdict == UNKNOWN
 

@@ -203,9 +203,10 @@ def add_ab_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
     p.add_argument("--budget", type=float, default=DEFAULT_BUDGET, metavar="SECONDS",
                    help="time for the whole A/B test, shared among the benchmarks (each gets "
                         "at least --perf-rounds pairs)")
-    p.add_argument("--threshold", type=float, default=0.03,
+    p.add_argument("--threshold", type=float, default=0.05,
                    help="a change within +-threshold is unchanged; regressed and improved need "
-                        "a third of it")
+                        "a third of it (one benchmark is never shown the same below about "
+                        "twice the 1.6%% process noise)")
     p.add_argument("--confidence", type=float, default=0.95,
                    help="for the run as a whole: split over the benchmarks, samples and looks")
     p.add_argument("--threads", type=lambda t: int_in(t, 1, 1024), default=None,

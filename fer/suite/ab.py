@@ -258,7 +258,7 @@ class ABOptions:
     scale: str = "smoke"
     min_pairs: int = MIN_PAIRS
     budget: float = DEFAULT_BUDGET
-    threshold: float = 0.03
+    threshold: float = 0.05
     confidence: float = 0.95
     threads: int | None = None
 
