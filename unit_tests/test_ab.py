@@ -136,9 +136,9 @@ def test_outcome_of_a_step():
     assert outcome(improved) == "good"
     # unknown, but its upper bound is below the threshold: not a regression worth bisecting
     below = _fake_result(False, unknown=True)
-    below.shifts[0].high = 0.02
+    below.shifts[0].high = below.options.threshold - 0.01
     assert outcome(below) == "good"
-    below.shifts[0].high = 0.04
+    below.shifts[0].high = below.options.threshold + 0.01
     assert outcome(below) == "unknown"
 
 
