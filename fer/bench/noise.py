@@ -88,7 +88,8 @@ def _z(p: float) -> float:
     return statistics.NormalDist().inv_cdf(p)
 
 
-def _t(p: float, df: int | None) -> float:
+def t_quantile(p: float, df: int | None) -> float:
+    """Student's t quantile (the normal one without degrees of freedom)."""
     if df is None:
         return _z(p)
     from scipy.stats import t  # lazy: scipy only when a history gives degrees of freedom
@@ -272,7 +273,7 @@ def _p_one_sided(d: float, se: float, df: int | None) -> float:
     if se <= 0:
         return 0.0 if d else 1.0
     x = abs(d) / se
-    return 1 - statistics.NormalDist().cdf(x) if df is None else _t_sf(x, df)
+    return 1 - statistics.NormalDist().cdf(x) if df is None else t_sf(x, df)
 
 
 def judge_family(members: list[Member], *, threshold: float, confidence: float, method: str,
@@ -320,7 +321,7 @@ def judge_family(members: list[Member], *, threshold: float, confidence: float, 
     shift_df = _satterthwaite([(common_var, noise.common_df),
                                (1 / weight, _satterthwaite(
                                    [(v[n], noise.specific_df[n]) for n in together]))])
-    c = _t(1 - decide, shift_df)
+    c = t_quantile(1 - decide, shift_df)
     se = math.sqrt(shift_var)
     low, high = shift - c * se, shift + c * se
     shift_p = _p_one_sided(shift, se, shift_df)
@@ -339,7 +340,7 @@ def judge_family(members: list[Member], *, threshold: float, confidence: float, 
         alone_var = common_var + v[n]
         alone_df = _satterthwaite([(common_var, noise.common_df), (v[n], noise.specific_df[n])])
         alone_se = math.sqrt(alone_var)
-        c_family = _t(1 - decide / family, alone_df)
+        c_family = t_quantile(1 - decide / family, alone_df)
         common = dict(metric=metric, change=math.expm1(d[n]), method=method,
                       noise=math.expm1(math.sqrt(noise.common**2 + noise.specific[n] ** 2)),
                       noise_source=noise.source,
@@ -349,7 +350,7 @@ def judge_family(members: list[Member], *, threshold: float, confidence: float, 
                           p_value=shift_p, mde=shift_mde, estimate=result.change,
                           judged="with the run", **common)
         else:
-            c_alone = _t(1 - decide, alone_df)
+            c_alone = t_quantile(1 - decide, alone_df)
             lo, hi = d[n] - c_alone * alone_se, d[n] + c_alone * alone_se
             j = Judgement(verdict=_verdict(d[n], lo, hi, band, sign), low=math.expm1(lo),
                           high=math.expm1(hi), p_value=_p_one_sided(d[n], alone_se, alone_df),
@@ -372,7 +373,8 @@ def judge_levels(candidate: Level, baseline: list[Level], *, threshold: float, c
     return judgements[0]
 
 
-def _t_sf(x: float, df: int) -> float:
+def t_sf(x: float, df: int) -> float:
+    """Student's t survival function: a one-sided p-value."""
     from scipy.stats import t  # lazy: scipy only when a history gives degrees of freedom
 
     return float(t.sf(x, df))

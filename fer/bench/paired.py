@@ -33,6 +33,9 @@ import math
 import statistics
 from dataclasses import asdict, dataclass, field
 
+from fer.bench.noise import t_quantile, t_sf
+from fer.bench.storage import STEP_QUANTILE
+
 REGRESSED, IMPROVED, UNCHANGED, UNKNOWN, INCONCLUSIVE = (
     "regressed", "improved", "unchanged", "unknown", "inconclusive")
 VERDICTS = (REGRESSED, IMPROVED, UNCHANGED, UNKNOWN, INCONCLUSIVE)
@@ -68,18 +71,6 @@ def is_look(pairs: int, min_pairs: int = MIN_PAIRS) -> bool:
 def _expm1(x: float) -> float:
     """exp(x) - 1, infinite where it would overflow (an interval of one or two pairs)."""
     return math.inf if x > 700 else math.expm1(x)
-
-
-def _t(p: float, df: int) -> float:
-    from scipy.stats import t  # lazy: scipy only when pairs are judged
-
-    return float(t.ppf(p, df))
-
-
-def _t_sf(x: float, df: int) -> float:
-    from scipy.stats import t  # lazy: scipy only when pairs are judged
-
-    return float(t.sf(x, df))
 
 
 @dataclass
@@ -165,14 +156,14 @@ def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
     # a benchmark's pairs share their two processes: their own speeds differ by a little
     # (measured in A/A runs, PROCESS_NOISE), which more pairs cannot average away
     se = max(math.sqrt(sd * sd / n + process_noise ** 2), 1e-12)
-    q = _t(1 - alpha, df)
+    q = t_quantile(1 - alpha, df)
     low, high = mean - q * se, mean + q * se
-    p = _t_sf(abs(mean) / se, df)
+    p = t_sf(abs(mean) / se, df)
     # the smallest change flagged at this alpha with 80% power (one-sided)
-    mde = _expm1((q + _t(0.8, df)) * se)
+    mde = _expm1((q + t_quantile(0.8, df)) * se)
     same = None
     if same_alpha is not None:  # SAME is two one-sided tests at the unsplit alpha (a wrong
-        q_same = _t(1 - same_alpha, df)  # SAME misses a change; it never raises an alarm)
+        q_same = t_quantile(1 - same_alpha, df)  # SAME misses a change; it never raises an alarm)
         same = (mean - q_same * se, mean + q_same * se)
     verdict = _verdict(mean, low, high, threshold, same)
     return Paired(sample, n, _expm1(mean), _expm1(low), _expm1(high), p, sd, mde,
@@ -195,8 +186,9 @@ class Benchmark:
     why: str | None = None
 
     def logs(self, sample: str) -> list[float]:
-        return [math.log(_seconds(p["b"], sample) / _seconds(p["a"], sample)) for p in self.pairs
-                if _seconds(p["a"], sample) and _seconds(p["b"], sample)]
+        times = [(sample_seconds(p["a"], sample), sample_seconds(p["b"], sample))
+                 for p in self.pairs]
+        return [math.log(b / a) for a, b in times if a and b]
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -214,15 +206,14 @@ class Benchmark:
         return self.epoch if self.judged_by == "epoch" else self.step
 
 
-def _seconds(record: dict, sample: str) -> float | None:
+def sample_seconds(record: dict, sample: str) -> float | None:
     """One epoch's time of ``sample``: the whole ``train_epoch`` call (``call_s``; the engine's
-    wall time where the call was not timed), or the 25th-percentile step time x the steps
-    (the suite's step sample)."""
+    wall time where the call was not timed), or the typical step (storage.STEP_QUANTILE, the
+    suite's step sample) x the steps."""
     if sample == "epoch":
         return record.get("call_s") or record.get("wall_s")
-    step = record.get("step_s") or {}
-    q25, steps = step.get("q25"), record.get("steps")
-    return q25 * steps if q25 and steps else None
+    typical, steps = (record.get("step_s") or {}).get(STEP_QUANTILE), record.get("steps")
+    return typical * steps if typical and steps else None
 
 
 def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks: int,
@@ -290,8 +281,8 @@ def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float,
         return None
     mean, sd = statistics.fmean(changes), statistics.stdev(changes)
     se = max(sd / math.sqrt(n), 1e-12)
-    q = _t(1 - alpha, n - 1)
+    q = t_quantile(1 - alpha, n - 1)
     low, high = mean - q * se, mean + q * se
     verdict = _verdict(mean, low, high, threshold)
-    mde = _expm1((q + _t(0.8, n - 1)) * se)
+    mde = _expm1((q + t_quantile(0.8, n - 1)) * se)
     return RunShift(n, _expm1(mean), _expm1(low), _expm1(high), mde, verdict, sample)

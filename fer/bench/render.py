@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from fer.bench.changepoints import ChangePoint
 from fer.bench.stats import (
     IMPROVED,
@@ -19,8 +21,9 @@ from fer.bench.storage import short_name
 from fer.errors import printable
 
 
-def _pct(x: float | None, digits: int = 1) -> str:
-    return "-" if x is None else f"{100 * x:+.{digits}f}%"
+def pct(x: float | None, digits: int = 1) -> str:
+    """A change as a signed percentage; "-" where there is none (or it is not finite)."""
+    return "-" if x is None or not math.isfinite(x) else f"{100 * x:+.{digits}f}%"
 
 
 def row_names(c: Comparison) -> dict[str, str]:
@@ -41,8 +44,10 @@ def md_name(name: str) -> str:
     return name.replace("`", "'").replace("|", "\\|")
 
 
-def _interval(j: Judgement) -> str:
-    if j.low is None or j.high is None:
+def interval(j: Judgement) -> str:
+    """A judgement's interval of the change ("-" where it has none, or an unbounded one)."""
+    if j is None or j.low is None or j.high is None or not (
+            math.isfinite(j.low) and math.isfinite(j.high)):
         return "-"
     return f"[{100 * j.low:+.1f}, {100 * j.high:+.1f}]%"
 
@@ -56,7 +61,7 @@ def _other(r: Row, metric: str) -> str:
     elif metric == "counters" and j.verdict == UNCHANGED:
         text = "same"
     else:
-        text = _pct(j.change)
+        text = pct(j.change)
     return text + ("!" if j.verdict == REGRESSED else "")
 
 
@@ -70,7 +75,7 @@ def judged_by(r: Row) -> str:
     the others; its own change may differ) or the benchmark's own change."""
     t = r.time
     if _by(t) == "run" and t.estimate is not None:
-        return f"run {_pct(t.estimate)}"
+        return f"run {pct(t.estimate)}"
     return "own"
 
 
@@ -131,7 +136,7 @@ def format_shift(s: Shift, markdown: bool = False) -> str:
     if s.verdict == NOT_GATED:
         verdict = "shown only (--pool none)"
     text = (f"the run as a whole ({what}, {len(s.together)} benchmark(s) together): "
-            f"{_pct(s.change)} [{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, common noise "
+            f"{pct(s.change)} [{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, common noise "
             f"{100 * s.noise:.1f}% ({s.noise_source}), MDE {100 * s.mde:.0f}%: {verdict}")
     if s.apart:
         names = ", ".join(short_name(n) for n in s.apart)
@@ -154,8 +159,8 @@ def format_table(c: Comparison) -> str:
         shown = r.verdict.upper() if r.verdict == REGRESSED else r.verdict
         lines.append(
             f"{names[r.fullname]:<{width}}  {seconds(r.base_s):>9} {seconds(r.new_s):>9} "
-            f"{_pct(r.change):>7} {_interval(t):>17} {_pct(t.noise).lstrip('+'):>6} "
-            f"{_pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
+            f"{pct(r.change):>7} {interval(t):>17} {pct(t.noise).lstrip('+'):>6} "
+            f"{pct(t.mde).lstrip('+'):>6} {_other(r, 'throughput'):>7} "
             f"{_other(r, 'data_wait'):>7} {_other(r, 'memory'):>7} {_other(r, 'counters'):>7}  "
             f"{judged_by(r):<10} {shown}")
     explained = [r for r in c.rows if r.explanation]
@@ -201,8 +206,8 @@ def format_markdown(c: Comparison) -> str:
     for r in c.rows:
         t = r.time
         out.append(f"| `{md_name(names[r.fullname])}` | {seconds(r.base_s)} | {seconds(r.new_s)} | "
-                   f"{_pct(r.change)} | {_interval(t)} | {_pct(t.noise).lstrip('+')} | "
-                   f"{_pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
+                   f"{pct(r.change)} | {interval(t)} | {pct(t.noise).lstrip('+')} | "
+                   f"{pct(t.mde).lstrip('+')} | {_other(r, 'throughput')} | "
                    f"{_other(r, 'data_wait')} | {_other(r, 'memory')} | "
                    f"{_other(r, 'counters')} | {judged_by(r)} | "
                    f"{_ICON[r.verdict]} |")
@@ -233,7 +238,7 @@ def format_change_points(points: list[ChangePoint], markdown: bool = False) -> s
         when = " ".join(x for x in (p.commit[:8], p.datetime[:19]) if x)
         bullet = "- " if markdown else "  "
         name = f"`{short_name(p.benchmark)}`" if markdown else short_name(p.benchmark)
-        lines.append(f"{bullet}{name}: {_pct(p.change)} at {p.run}"
+        lines.append(f"{bullet}{name}: {pct(p.change)} at {p.run}"
                      f"{f' ({when})' if when else ''}, confidence {p.confidence:.3f} "
                      f"({p.before_runs} runs before, {p.after_runs} after)")
     return "\n".join(lines)

@@ -16,25 +16,13 @@ from fer.bench.paired import (
     UNKNOWN,
     VERDICTS,
 )
-from fer.bench.render import md_name, md_text
+from fer.bench.render import interval, md_name, md_text, pct
 from fer.bench.storage import short_name
 from fer.cli.args import HelpFormatter, int_in
 from fer.suite.ab import DEFAULT_BUDGET, MAX_PAIRS, ABError, ABOptions, all_points, run_ab
 from fer.suite.scales import SCALE_CHOICES
 
 EXIT_REGRESSION = 1
-
-
-def _pct(x: float | None) -> str:
-    if x is None or x != x or abs(x) == float("inf"):
-        return "-"
-    return f"{100 * x:+.1f}%"
-
-
-def _interval(j) -> str:
-    if j is None or j.low == float("-inf") or j.high == float("inf"):
-        return "-"
-    return f"[{100 * j.low:+.1f}, {100 * j.high:+.1f}]%"
 
 
 def _counts(b) -> str:
@@ -56,8 +44,8 @@ def _rows(result) -> list[tuple]:
         noise = f"{100 * j.noise:.1f}%" if j is not None and j.noise == j.noise else "-"
         mde = f"{100 * j.mde:.1f}%" if j is not None and j.mde < 10 else "-"
         by = {"epoch": "epoch", "step": "step", "counters": "counts"}.get(b.judged_by, "-")
-        out.append((short_name(b.name), str(len(b.pairs)), _pct(j.change if j else None),
-                    _interval(j), noise, mde, _counts(b), by,
+        out.append((short_name(b.name), str(len(b.pairs)), pct(j.change if j else None),
+                    interval(j), noise, mde, _counts(b), by,
                     b.verdict.upper() if b.verdict == REGRESSED else b.verdict))
     return out
 
@@ -71,9 +59,8 @@ def _shift_lines(result) -> list[str]:
     for s in result.shifts:
         verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
         what = "the typical step" if s.sample == "step" else "the whole epoch"
-        out.append(f"the run as a whole ({s.benchmarks} benchmarks, {what}): {_pct(s.change)} "
-                   f"[{100 * s.low:+.1f}, {100 * s.high:+.1f}]%, MDE {100 * s.mde:.1f}%: "
-                   f"{verdict}")
+        out.append(f"the run as a whole ({s.benchmarks} benchmarks, {what}): {pct(s.change)} "
+                   f"{interval(s)}, MDE {100 * s.mde:.1f}%: {verdict}")
     return out
 
 

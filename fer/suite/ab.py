@@ -50,6 +50,7 @@ from fer.bench.paired import (
     looks,
     prior_of,
     run_shifts,
+    sample_seconds,
 )
 from fer.bench.storage import Bench
 from fer.errors import FERError
@@ -338,9 +339,9 @@ def _pairing_gain(benches: list[Benchmark]) -> dict:
     the noise of comparing epochs measured apart)."""
     paired, unpaired = [], []
     for b in benches:
-        a = [math.log(p["a"]["wall_s"]) for p in b.pairs]
-        c = [math.log(p["b"]["wall_s"]) for p in b.pairs]
-        logs = b.logs("epoch")
+        a = [math.log(sample_seconds(p["a"], "epoch")) for p in b.pairs]
+        c = [math.log(sample_seconds(p["b"], "epoch")) for p in b.pairs]
+        logs = b.logs("epoch")  # the same epoch times, paired
         if len(logs) >= 3:
             paired.append(statistics.stdev(logs))
             unpaired.append(math.sqrt(statistics.variance(a) + statistics.variance(c)))
