@@ -162,3 +162,84 @@ def test_the_run_as_a_whole_sees_a_shared_stall_on_the_whole_epoch():
     step, epoch = run_shifts(benches, threshold=0.03, alpha=0.025)
     assert (step.sample, epoch.sample) == ("step", "epoch")
     assert step.verdict == UNCHANGED and epoch.verdict == REGRESSED
+
+
+def _shifted_run(change, n_benches=8, pairs=6, sd=0.015, seed=0, processes=2):
+    benches = []
+    for i in range(n_benches):
+        b = Benchmark(f"t{i}", pairs=_pairs(_noisy(change, pairs, sd, seed=100 * seed + i)))
+        for j, pair in enumerate(b.pairs):
+            pair["proc"] = j % processes
+        benches.append(b)
+    return benches
+
+
+def test_a_change_every_benchmark_shares_is_flagged_on_most_by_the_step_up():
+    """+5% on each of 8 benchmarks: Bonferroni over the 8 (step 1) flags fewer of them than
+    the Benjamini-Hochberg step-up, whose flags' intervals then exclude zero."""
+    from fer.bench.paired import judge_all
+
+    benches = _shifted_run(0.05)
+    priors = {"step": (0.015 ** 2, 12.0), "epoch": (0.015 ** 2, 12.0)}  # as the run pools
+    for b in benches:
+        judge_benchmark(b, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors)
+    bonferroni = sum(b.verdict == REGRESSED for b in benches)
+    found = judge_all(benches, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors)
+    assert found >= 8 and bonferroni < 8  # (the whole epochs, with a fifth of the alpha, some)
+    flagged = [b for b in benches if b.verdict == REGRESSED]
+    assert len(flagged) >= 7 and all(b.shown.low > 0 for b in flagged)  # one drew +3.4%
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_the_step_up_never_flags_an_a_a(seed):
+    from fer.bench.paired import judge_all
+
+    benches = _shifted_run(0.0, n_benches=20, seed=seed)
+    found = judge_all(benches, threshold=0.05, alpha=0.025, benchmarks=20,
+                      priors={"step": (0.015 ** 2, 12.0), "epoch": (0.015 ** 2, 12.0)})
+    assert found == 1 and REGRESSED not in {b.verdict for b in benches}
+
+
+def test_a_disturbed_benchmark_is_left_out_of_the_step_up():
+    from fer.bench.paired import discoveries, judge_all
+
+    priors = {"step": (0.015 ** 2, 12.0), "epoch": (0.015 ** 2, 12.0)}
+    benches = _shifted_run(0.05)
+    assert judge_all(benches, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors) >= 8
+    for b in benches[1:]:
+        b.disturbed_pairs = 99  # inconclusive: their p-values must not help the first's
+    found = judge_all(benches, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors)
+    assert found == discoveries(benches[:1], alpha=0.025, benchmarks=8) <= 2
+
+
+def test_more_process_pairs_lower_a_benchmark_s_floor():
+    from fer.bench.paired import PROCESS_NOISE
+
+    logs = [0.0] * 18
+    one = judge(logs, sample="step", threshold=0.05, alpha=0.01, process_noise=PROCESS_NOISE,
+                processes=1, prior=(1e-6, 12.0))
+    two = judge(logs, sample="step", threshold=0.05, alpha=0.01, process_noise=PROCESS_NOISE,
+                processes=2, prior=(1e-6, 12.0))
+    assert math.isclose(one.mde / two.mde, math.sqrt(2), rel_tol=0.02)
+
+
+def test_the_process_noise_is_read_from_the_run_s_process_pairs():
+    """Process pairs whose means sit 3% apart (far beyond their pairs' spread) raise the
+    process noise above the prior; process pairs that agree lower it, never below half."""
+    from fer.bench.paired import PROCESS_NOISE, process_noise_of
+
+    apart, agree = [], []
+    for i in range(20):
+        offset = 0.03 if i % 2 else -0.03
+        b = Benchmark(f"t{i}", pairs=_pairs([math.exp(offset * (1 if j % 2 else -1))
+                                             for j in range(8)]))
+        c = Benchmark(f"t{i}", pairs=_pairs([1.0] * 8))
+        for bench in (b, c):
+            for j, pair in enumerate(bench.pairs):
+                pair["proc"] = j % 2
+        apart.append(b)
+        agree.append(c)
+    assert process_noise_of(apart, "step") > 2 * PROCESS_NOISE
+    assert PROCESS_NOISE / 2 <= process_noise_of(agree, "step") < 0.7 * PROCESS_NOISE
+    assert process_noise_of(agree * 10, "step") == PROCESS_NOISE / 2  # the floor
+    assert process_noise_of([], "step") == PROCESS_NOISE

@@ -18,13 +18,23 @@ the step loop) and the whole epoch (the whole ``train_epoch`` call: sees everyth
 * ``unknown``: neither yet: more pairs would tell (the smallest change the pairs so far
   could have seen, the MDE, says how far they are).
 
-The confidence holds for the run as a whole: one-sided ``alpha`` is split (Bonferroni) over
-the benchmarks, the two samples (the whole epoch gets ``EPOCH_SHARE`` of it) and the
-:data:`LOOKS` looks of the adaptive loop (a benchmark is judged at the pair counts of
-:func:`looks`). A benchmark's few pairs borrow the run's pooled pair variance
-(:func:`prior_of`, worth at most :data:`PRIOR_DF` degrees of freedom), so that three pairs
-can already decide. The run as a whole is the mean of the benchmarks' changes, its interval
-from their spread, on both samples (the alpha split as a benchmark's). No torch here.
+The confidence holds for the run as a whole: one-sided ``alpha`` is split over the
+benchmarks and the two samples (the whole epoch gets ``EPOCH_SHARE`` of it) by a weighted
+Benjamini-Hochberg step-up (:func:`discoveries`: when nothing changed, the chance of any false
+flag is at most ``alpha``, as with Bonferroni; when the run changed, at most ``alpha`` of the
+flags are expected false, and a change every benchmark shares is flagged on most of them), and
+by Bonferroni over the :data:`LOOKS` looks of the adaptive loop (a benchmark is judged at the
+pair counts of :func:`looks`; while pairs come in it stops on the Bonferroni bound alone). A
+benchmark's few pairs borrow the run's pooled pair variance (:func:`prior_of`, worth at most
+:data:`PRIOR_DF` degrees of freedom), so that three pairs can already decide.
+
+Each benchmark is measured by ``processes`` pairs of worker processes (pair ``i`` by process
+pair ``i % processes``): two processes of the same code differ in speed by a little, an offset
+more pairs of the *same* processes cannot average away; it is a floor of a benchmark's
+standard error, ``process noise / sqrt(processes)``. The process noise is
+:data:`PROCESS_NOISE` moderated by what the run's own process pairs show
+(:func:`process_noise_of`). The run as a whole is the mean of the benchmarks' changes, its
+interval from their spread, on both samples (the alpha split between them). No torch here.
 """
 
 from __future__ import annotations
@@ -44,9 +54,12 @@ LOOKS = 5
 #: the most degrees of freedom the run's pooled pair variance lends one benchmark
 PRIOR_DF = 12
 #: the sd of the speed difference of two worker processes of the same code, as a log ratio:
-#: the floor of a benchmark's standard error however many pairs it has (measured on a 2-core
-#: CPU: 56 A/A benchmark changes beyond their pairs' spread, docs/ab.md)
+#: the floor of one process pair's standard error however many pairs it has (measured on a
+#: 2-core CPU: 56 A/A benchmark changes beyond their pairs' spread, docs/ab.md); the prior of
+#: :func:`process_noise_of`, worth :data:`PRIOR_DF` degrees of freedom
 PROCESS_NOISE = 0.016
+#: process pairs per benchmark by default (the floor above falls with their square root)
+PROCESSES = 2
 #: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
 EPOCH_SHARE = 0.2
 #: the fewest pairs judged
@@ -137,11 +150,12 @@ def _verdict(mean: float, low: float, high: float, threshold: float,
 
 
 def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
-          prior: Prior | None = None, process_noise: float = 0.0,
+          prior: Prior | None = None, process_noise: float = 0.0, processes: int = 1,
           same_alpha: float | None = None) -> Paired:
     """Judge one sample's pair log ratios at one-sided ``alpha`` (already split); with a
     ``prior``, the variance is moderated towards the run's pooled one (more degrees of
-    freedom: few pairs can decide)."""
+    freedom: few pairs can decide); ``processes`` pairs of processes measured the pairs, each
+    with its own offset of sd ``process_noise``."""
     kept, dropped = _robust(logs)
     n = len(kept)
     if n < 2:
@@ -153,9 +167,10 @@ def judge(logs: list[float], *, sample: str, threshold: float, alpha: float,
         var = (prior[0] * prior[1] + var * df) / (prior[1] + df)
         df = prior[1] + df
     sd = math.sqrt(var)
-    # a benchmark's pairs share their two processes: their own speeds differ by a little
-    # (measured in A/A runs, PROCESS_NOISE), which more pairs cannot average away
-    se = max(math.sqrt(sd * sd / n + process_noise ** 2), 1e-12)
+    # a benchmark's pairs share a few pairs of processes: their own speeds differ by a little
+    # (measured in A/A runs, PROCESS_NOISE), which more pairs of the same processes cannot
+    # average away; more process pairs can
+    se = max(math.sqrt(sd * sd / n + process_noise ** 2 / max(processes, 1)), 1e-12)
     q = t_quantile(1 - alpha, df)
     low, high = mean - q * se, mean + q * se
     p = t_sf(abs(mean) / se, df)
@@ -185,10 +200,16 @@ class Benchmark:
     counters: dict | None = None  # fer.bench.counts' judgement of the two sides' counters
     why: str | None = None
 
-    def logs(self, sample: str) -> list[float]:
+    def logs(self, sample: str, proc: int | None = None) -> list[float]:
+        """The pairs' log ratios of ``sample`` (of process pair ``proc`` alone, if given)."""
         times = [(sample_seconds(p["a"], sample), sample_seconds(p["b"], sample))
-                 for p in self.pairs]
+                 for p in self.pairs if proc is None or p.get("proc", 0) == proc]
         return [math.log(b / a) for a, b in times if a and b]
+
+    @property
+    def processes(self) -> int:
+        """How many pairs of worker processes measured its pairs."""
+        return len({p.get("proc", 0) for p in self.pairs}) or 1
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -217,18 +238,23 @@ def sample_seconds(record: dict, sample: str) -> float | None:
 
 
 def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks: int,
-                    priors: dict[str, Prior | None] | None = None) -> None:
+                    priors: dict[str, Prior | None] | None = None,
+                    process: dict[str, float] | None = None, discovered: int = 1) -> None:
     """Judge ``b`` on both samples with the run's alpha split over ``benchmarks``, the looks
-    and the samples (``priors``: the run's pooled pair variance per sample); set its verdict:
-    the typical step's, unless only the whole epoch found a change."""
-    per = alpha / max(benchmarks, 1) / LOOKS
-    priors = priors or {}
+    and the samples (``priors``: the run's pooled pair variance per sample; ``process``: the
+    process noise per sample, :data:`PROCESS_NOISE` where not given; ``discovered``: the
+    Benjamini-Hochberg step the run reached, :func:`discoveries`: 1 is Bonferroni); set its
+    verdict: the typical step's, unless only the whole epoch found a change."""
+    per = alpha / max(benchmarks, 1) / LOOKS * max(discovered, 1)
+    priors, process = priors or {}, process or {}
     b.step = judge(b.logs("step"), sample="step", threshold=threshold,
                    alpha=per * (1 - EPOCH_SHARE), prior=priors.get("step"),
-                   process_noise=PROCESS_NOISE, same_alpha=alpha)
+                   process_noise=process.get("step", PROCESS_NOISE), processes=b.processes,
+                   same_alpha=alpha)
     b.epoch = judge(b.logs("epoch"), sample="epoch", threshold=threshold,
                     alpha=per * EPOCH_SHARE, prior=priors.get("epoch"),
-                    process_noise=PROCESS_NOISE, same_alpha=alpha)
+                    process_noise=process.get("epoch", PROCESS_NOISE), processes=b.processes,
+                    same_alpha=alpha)
     moved = (REGRESSED, IMPROVED)
     if b.step.pairs == 0:  # no step times (an older side): the whole epoch alone
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"
@@ -239,6 +265,69 @@ def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks:
         b.verdict, b.judged_by = UNKNOWN, "epoch"
     else:
         b.verdict, b.judged_by = b.step.verdict, "step"
+
+
+def judge_all(benches: list[Benchmark], *, threshold: float, alpha: float, benchmarks: int,
+              priors: dict[str, Prior | None] | None = None,
+              process: dict[str, float] | None = None) -> int:
+    """The final verdicts of a run's ``benches`` (those with pairs; a benchmark whose
+    ``disturbed_pairs`` outnumber its pairs is left out of the step-up: it will be
+    inconclusive): each judged at the Benjamini-Hochberg step the run reached
+    (:func:`discoveries`), which is returned."""
+    def judge_at(step: int) -> None:
+        for b in benches:
+            judge_benchmark(b, threshold=threshold, alpha=alpha, benchmarks=benchmarks,
+                            priors=priors, process=process, discovered=step)
+
+    judge_at(1)
+    found = discoveries([b for b in benches if b.disturbed_pairs <= len(b.pairs)],
+                        alpha=alpha, benchmarks=benchmarks)
+    if found > 1:
+        judge_at(found)
+    return found
+
+
+def discoveries(benches: list[Benchmark], *, alpha: float, benchmarks: int) -> int:
+    """The weighted Benjamini-Hochberg step-up over every judged sample of ``benches`` (each
+    judged at step 1, Bonferroni): the largest ``k`` such that ``k`` samples have a p-value
+    within ``k`` times their own Bonferroni alpha. Judging every sample again at ``k`` times
+    its alpha flags exactly those ``k``; at least 1. Under an A/A (nothing changed) the chance
+    of any flag stays within ``alpha`` (Simes); the looks keep their Bonferroni split."""
+    per = alpha / max(benchmarks, 1) / LOOKS
+    ratios = []
+    for b in benches:
+        if b.verdict == INCONCLUSIVE:
+            continue
+        for judged, share in ((b.step, 1 - EPOCH_SHARE), (b.epoch, EPOCH_SHARE)):
+            if judged is not None and judged.pairs >= 2:
+                ratios.append(judged.p_value / (per * share))
+    ratios.sort()
+    found = [k for k, r in enumerate(ratios, 1) if r <= k]
+    return max(found, default=1)
+
+
+def process_noise_of(benches: list[Benchmark], sample: str) -> float:
+    """The process noise of ``sample``: :data:`PROCESS_NOISE` (as a prior worth
+    :data:`PRIOR_DF` degrees of freedom) moderated by the run's own process pairs. A benchmark
+    measured by two or more process pairs shows the offset between them: the variance of its
+    process pairs' mean log ratios beyond what their pairs' spread explains estimates the
+    process variance (one degree of freedom a benchmark with two process pairs). Never below
+    half the prior: pairs taken in the same seconds share the machine's slow moods, which the
+    process pairs' contrast cannot see."""
+    total, df = PROCESS_NOISE ** 2 * PRIOR_DF, float(PRIOR_DF)
+    for b in benches:
+        if b.verdict == INCONCLUSIVE:
+            continue
+        groups = [_robust(b.logs(sample, proc))[0] for proc in range(b.processes)]
+        groups = [g for g in groups if len(g) >= 2]
+        if len(groups) < 2:
+            continue
+        means = [statistics.fmean(g) for g in groups]
+        within = statistics.fmean(statistics.variance(g) / len(g) for g in groups)
+        # var(means) = process variance + within (per group): the excess is the process's
+        total += max(statistics.variance(means) - within, 0.0) * (len(groups) - 1)
+        df += len(groups) - 1
+    return max(math.sqrt(total / df), PROCESS_NOISE / 2)
 
 
 @dataclass

@@ -11,6 +11,7 @@ from fer.bench.paired import (
     IMPROVED,
     INCONCLUSIVE,
     MIN_PAIRS,
+    PROCESSES,
     REGRESSED,
     UNCHANGED,
     UNKNOWN,
@@ -19,7 +20,15 @@ from fer.bench.paired import (
 from fer.bench.render import interval, md_name, md_text, pct
 from fer.bench.storage import short_name
 from fer.cli.args import HelpFormatter, int_in
-from fer.suite.ab import DEFAULT_BUDGET, MAX_PAIRS, ABError, ABOptions, all_points, run_ab
+from fer.suite.ab import (
+    DEFAULT_BUDGET,
+    MAX_PAIRS,
+    MAX_PROCESSES,
+    ABError,
+    ABOptions,
+    all_points,
+    run_ab,
+)
 from fer.suite.scales import SCALE_CHOICES
 
 EXIT_REGRESSION = 1
@@ -80,8 +89,11 @@ def _tally(result) -> str:
 
 def _settings(result) -> str:
     o = result.options
+    process = result.process.get("step")
+    noise = f", process noise {100 * process:.1f}%" if process else ""
     return (f"threshold {100 * o.threshold:g}%, confidence {o.confidence:g} for the run as a "
-            f"whole (benchmarks, samples and looks Bonferroni), scale {o.scale}, budget "
+            f"whole (benchmarks and samples Benjamini-Hochberg, looks Bonferroni), scale "
+            f"{o.scale}, {o.processes} process pair(s) per benchmark{noise}, budget "
             f"{o.budget:g} s, spent {result.seconds:.0f} s")
 
 
@@ -141,7 +153,7 @@ def format_markdown(result) -> str:
 def _options(args: argparse.Namespace):
     return ABOptions(keyword=args.keyword, scale=args.perf_scale, min_pairs=args.perf_rounds,
                      budget=args.budget, threshold=args.threshold, confidence=args.confidence,
-                     threads=args.threads)
+                     threads=args.threads, processes=args.processes)
 
 
 def _progress(args: argparse.Namespace):
@@ -193,11 +205,17 @@ def add_ab_options(p: argparse.ArgumentParser, gate: bool = True) -> None:
     p.add_argument("--threshold", type=float, default=0.05,
                    help="a change within +-threshold is unchanged; regressed and improved need "
                         "a third of it (one benchmark is never shown the same below about "
-                        "twice the 1.6%% process noise)")
+                        "twice its process noise: 1.6%% per process pair on a 2-core CPU)")
     p.add_argument("--confidence", type=float, default=0.95,
                    help="for the run as a whole: split over the benchmarks, samples and looks")
     p.add_argument("--threads", type=lambda t: int_in(t, 1, 1024), default=None,
                    help="torch threads of each side (default: torch's)")
+    p.add_argument("--processes", type=lambda t: int_in(t, 1, MAX_PROCESSES), default=PROCESSES,
+                   metavar="N",
+                   help="pairs of worker processes per benchmark, taking turns: two processes "
+                        "of the same code differ in speed a little, an offset that more pairs "
+                        "cannot average away but more process pairs can (each costs a start "
+                        "and a warm-up epoch)")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--markdown", action="store_true", help="a markdown table (CI job summary)")
     out.add_argument("--json", action="store_true", help="machine-readable JSON")
@@ -214,9 +232,10 @@ def register(sub, full: bool = True) -> None:
         description="Measure the perf suite's benchmarks for two versions of fer (BASE and "
                     "CANDIDATE: git revisions of the repository here, exported to a temporary "
                     "folder, or checkout folders used as they are) on this machine in the same "
-                    "minutes: one live worker process per side, single epochs alternating AB BA "
-                    "BA AB, so that the machine's drift cancels within each pair. After each "
-                    "pair a benchmark is regressed or improved (its interval excludes zero), "
+                    "minutes: live worker processes per side (--processes pairs, taking turns), "
+                    "single epochs alternating AB BA BA AB, so that the machine's drift "
+                    "cancels within each pair. After each pair a benchmark is regressed or "
+                    "improved (its interval excludes zero), "
                     "unchanged (its interval within +-threshold) or unknown (more pairs would "
                     "tell); it stops when it is known or its share of --budget is spent. Both "
                     "the typical step and the whole epoch are judged (a stall in some steps or "

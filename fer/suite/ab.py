@@ -40,15 +40,18 @@ from fer.bench.paired import (
     IMPROVED,
     INCONCLUSIVE,
     MIN_PAIRS,
+    PROCESSES,
     REGRESSED,
     UNCHANGED,
     UNKNOWN,
     VERDICTS,
     Benchmark,
     RunShift,
+    judge_all,
     judge_benchmark,
     looks,
     prior_of,
+    process_noise_of,
     run_shifts,
     sample_seconds,
 )
@@ -64,6 +67,8 @@ NOT_AB = {"ddp": "runs under torchrun", "profiler": "times an epoch with and wit
 DEFAULT_BUDGET = 480.0
 #: the most pairs --perf-rounds may ask for before the first look
 MAX_PAIRS = 20
+#: the most process pairs per benchmark (--processes)
+MAX_PROCESSES = 4
 WORKER = Path(__file__).with_name("ab_worker.py")
 
 
@@ -194,15 +199,27 @@ class Worker:
         lines = [x for x in self.log_path.read_text(errors="replace").splitlines() if x.strip()]
         return lines[-1] if lines else "no output (killed?)"
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """Ask the worker to quit; ``wait=False`` returns at once (:meth:`reap` waits): its
+        teardown then overlaps the next benchmark's start, which is not timed."""
         if self.proc.poll() is None:
             try:
                 self.proc.stdin.write(json.dumps({"op": "quit"}) + "\n")
                 self.proc.stdin.flush()
-                self.proc.wait(timeout=30)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-        self.log.close()
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        if wait:
+            self.reap()
+
+    def reap(self) -> None:
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if not self.log.closed:
+            self.log.close()
 
 
 class WorkerFailed(Exception):
@@ -262,6 +279,12 @@ class ABOptions:
     threshold: float = 0.05
     confidence: float = 0.95
     threads: int | None = None
+    processes: int = PROCESSES
+
+    @property
+    def first_look(self) -> int:
+        """The pairs of the first look: --perf-rounds, and at least two per process pair."""
+        return max(self.min_pairs, 2 * self.processes)
 
     def check(self) -> None:
         if not 0 < self.threshold < 1:
@@ -272,6 +295,9 @@ class ABOptions:
             raise ABError(f"--budget must be > 0 seconds, got {self.budget}")
         if not 2 <= self.min_pairs <= MAX_PAIRS:
             raise ABError(f"--perf-rounds must be in [2, {MAX_PAIRS}] pairs, got {self.min_pairs}")
+        if not 1 <= self.processes <= MAX_PROCESSES:
+            raise ABError(f"--processes must be in [1, {MAX_PROCESSES}] process pairs per "
+                          f"benchmark, got {self.processes}")
 
 
 @dataclass
@@ -284,6 +310,7 @@ class ABResult:
     seconds: float
     pairing: dict = field(default_factory=dict)  # what alternating bought, measured
     notes: list[str] = field(default_factory=list)
+    process: dict = field(default_factory=dict)  # the process noise judged, per sample
 
     @property
     def judged(self) -> list[Benchmark]:
@@ -316,7 +343,7 @@ class ABResult:
             "regressed": [b.name for b in self.regressed],
             "run": self.shift.to_dict() if self.shift else None,
             "runs": [s.to_dict() for s in self.shifts],
-            "pairing": self.pairing, "notes": self.notes,
+            "pairing": self.pairing, "notes": self.notes, "process_noise": self.process,
         }
 
 
@@ -372,35 +399,22 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
     if not points:
         raise ABError(f"none of the selected benchmarks can run on this machine (e.g. "
                       f"{measured[0].bench.name}: {measured[0].bench.skipped})")
-    for i, (name, experiment, params) in enumerate(points):
-        # fresh processes for every benchmark: a process's own speed (its memory layout, its
-        # threads' placement) is then one more draw per benchmark, which the run's interval
-        # (from the benchmarks' spread) weighs, not a bias shared by every benchmark
-        workers = {}
-        try:
-            workers["A"] = Worker(base, scratch / f"base-{i}.log", options.threads)
-            workers["B"] = Worker(candidate, scratch / f"candidate-{i}.log", options.threads)
-            for w in workers.values():
-                w.check()
-            left = options.budget - (time.perf_counter() - start)
-            deadline = time.perf_counter() + max(left, 0) / (len(points) - i)
-            priors = _priors([m.bench for m in measured])
-            measured.append(_measure_point(workers, name, experiment, params, options, deadline,
-                                           len(points), priors))
-        finally:
-            for w in workers.values():
-                w.close()
-        b = measured[-1].bench
-        progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
-                 f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
+    closing: list[Worker] = []
+    try:
+        _measure_points(points, base, candidate, options, scratch, start, measured, closing,
+                        progress)
+    finally:
+        for w in closing:
+            w.reap()
     benches = [m.bench for m in measured]
     judged = [b for b in benches if b.skipped is None]
-    priors = _priors(judged)  # the final verdicts: every benchmark borrows the whole run's
+    # the final verdicts: every benchmark borrows the whole run's pooled pair variance and
+    # process noise, and the alpha of the Benjamini-Hochberg step the run reached
+    priors, process = _priors(judged), _process(judged)
+    judge_all([b for b in judged if len(b.pairs) >= 2], threshold=options.threshold,
+              alpha=(1 - options.confidence) / 2, benchmarks=len(points), priors=priors,
+              process=process)
     for m in measured:
-        if m.bench.skipped is None and len(m.bench.pairs) >= 2:
-            judge_benchmark(m.bench, threshold=options.threshold,
-                            alpha=(1 - options.confidence) / 2, benchmarks=len(points),
-                            priors=priors)
         _finish(m)
     shifts = run_shifts(judged, threshold=options.threshold, alpha=(1 - options.confidence) / 2)
     notes = []
@@ -418,13 +432,53 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
                      f"{len(disturbed)} benchmark(s) left out: other processes used over "
                      f"{100 * BUSY_SHARE:.0f}% of the machine during them")
     return ABResult(base, candidate, options, benches, shifts, time.perf_counter() - start,
-                    _pairing_gain(judged), notes)
+                    _pairing_gain(judged), notes, process)
+
+
+def _measure_points(points: list, base: Side, candidate: Side, options: ABOptions,
+                    scratch: Path, start: float, measured: list, closing: list,
+                    progress: Callable[[str], None]) -> None:
+    """Each point with its own fresh workers; they are asked to quit at once and reaped later
+    (``closing``), their teardown overlapping the next point's start."""
+    for i, (name, experiment, params) in enumerate(points):
+        # fresh processes for every benchmark, --processes pairs of them taking turns: a
+        # process's own speed (its memory layout, its threads' placement) is then a few more
+        # draws per benchmark, averaged over its process pairs and weighed by the run's
+        # interval (from the benchmarks' spread), not a bias shared by every benchmark
+        workers: list[dict[str, Worker]] = []
+        try:
+            for j in range(options.processes):
+                workers.append({
+                    "A": Worker(base, scratch / f"base-{i}-{j}.log", options.threads),
+                    "B": Worker(candidate, scratch / f"candidate-{i}-{j}.log", options.threads)})
+            for pair in workers:
+                for w in pair.values():
+                    w.check()
+            left = options.budget - (time.perf_counter() - start)
+            deadline = time.perf_counter() + max(left, 0) / (len(points) - i)
+            done = [m.bench for m in measured]
+            measured.append(_measure_point(workers, name, experiment, params, options, deadline,
+                                           len(points), _priors(done), _process(done)))
+        finally:
+            for pair in workers:
+                for w in pair.values():
+                    w.close(wait=False)
+                    closing.append(w)
+        b = measured[-1].bench
+        progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
+                 f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
 
 
 def _priors(benches: list[Benchmark]) -> dict:
     """The run's pooled pair variance per sample, from the benchmarks measured so far."""
     return {sample: prior_of([b.logs(sample) for b in benches if b.skipped is None])
             for sample in ("step", "epoch")}
+
+
+def _process(benches: list[Benchmark]) -> dict:
+    """The process noise per sample, moderated by the benchmarks measured so far."""
+    judged = [b for b in benches if b.skipped is None]
+    return {sample: process_noise_of(judged, sample) for sample in ("step", "epoch")}
 
 
 @dataclass
@@ -436,68 +490,81 @@ class _Point:
     new: Bench | None = None
 
 
-def _measure_point(workers: dict, name: str, experiment: str, params: dict, options: ABOptions,
-                   deadline: float, benchmarks: int, priors: dict) -> _Point:
+def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str, params: dict,
+                   options: ABOptions, deadline: float, benchmarks: int, priors: dict,
+                   process: dict) -> _Point:
+    """Alternate epochs of one benchmark point between the sides, the process pairs taking
+    turns (pair ``t`` by process pair ``t % processes``, each pair's order by its own count:
+    AB, BA, BA, AB ...), judged at the looks, until it is decided or its deadline passes."""
     b = Benchmark(name)
-    loaded = {}
+    loaded: list[dict] = []
     try:
-        for side, w in workers.items():
-            loaded[side] = w.ask({"op": "load", "experiment": experiment, "params": params,
-                                  "scale": options.scale, "threads": options.threads})
+        for pair in workers:
+            loaded.append({side: w.ask({"op": "load", "experiment": experiment,
+                                        "params": params, "scale": options.scale,
+                                        "threads": options.threads})
+                           for side, w in pair.items()})
     except WorkerFailed as exc:
         b.skipped = f"could not build it: {exc}"
         return _Point(b)
-    skips = {side: x["skip"] for side, x in loaded.items() if "skip" in x}
+    skips = [x["skip"] for got in loaded for x in got.values() if "skip" in x]
     if skips:
-        b.skipped = next(iter(skips.values()))
+        b.skipped = skips[0]
         return _Point(b)
+    k = len(workers)
     epochs: dict[str, list[dict]] = {"A": [], "B": []}
-    ran: dict[str, dict | None] = {}
+    ran: dict[str, set] = {"A": set(), "B": set()}
     alpha = 1 - options.confidence
-    schedule = looks(options.min_pairs)
+    schedule = looks(options.first_look)
+    tries = 0
     while len(b.pairs) < schedule[-1]:
-        order = _order(len(b.pairs) + b.disturbed_pairs)
+        proc, order = tries % k, _order(tries // k)
+        tries += 1
         got, busy = {}, False
         for side in order:
-            answer = workers[side].ask({"op": "epoch"})
+            answer = workers[proc][side].ask({"op": "epoch"})
             got[side] = answer["record"]
-            ran[side] = answer.get("ran")
+            if answer.get("ran"):
+                ran[side].add(json.dumps(answer["ran"], sort_keys=True))
             share = answer.get("others_share")
             busy |= share is not None and share > BUSY_SHARE
         if busy:
             b.disturbed_pairs += 1
         else:
-            b.pairs.append({"a": got["A"], "b": got["B"], "order": order})
+            b.pairs.append({"a": got["A"], "b": got["B"], "order": order, "proc": proc})
             epochs["A"].append(got["A"])
             epochs["B"].append(got["B"])
         n = len(b.pairs)
         if n in schedule:
             judge_benchmark(b, threshold=options.threshold, alpha=alpha / 2,
-                            benchmarks=benchmarks, priors=priors)
+                            benchmarks=benchmarks, priors=priors, process=process)
             if b.decided:
                 break
-        if time.perf_counter() > deadline and n >= options.min_pairs:
+        if time.perf_counter() > deadline and n >= options.first_look:
             break
-        if b.disturbed_pairs > 2 * max(n, options.min_pairs):
+        if b.disturbed_pairs > 2 * max(n, options.first_look):
             break  # the machine is busy: more pairs will not tell
-    if ran.get("A") and ran.get("B") and ran["A"] != ran["B"]:
+    if ran["A"] and ran["B"] and ran["A"] != ran["B"]:
         # a step mode fell back on one side only: the sides trained different steps
-        differ = {k: (ran["A"].get(k), v) for k, v in ran["B"].items() if ran["A"].get(k) != v}
+        a = json.loads(sorted(ran["A"])[0])
+        c = json.loads(sorted(ran["B"])[0])
+        differ = {key: (a.get(key), v) for key, v in c.items() if a.get(key) != v}
         b.skipped = ("the sides ran different steps (a step mode fell back on one side): "
-                     + ", ".join(f"{k} {a} vs {c}" for k, (a, c) in differ.items()))
+                     + ", ".join(f"{key} {x} vs {y}" for key, (x, y) in differ.items()))
         return _Point(b)
-    counters = {side: w.ask({"op": "count"})["counters"] for side, w in workers.items()}
-    old = _bench(name, loaded["A"], epochs["A"], counters["A"], None)
-    new = _bench(name, loaded["B"], epochs["B"], counters["B"], None)
+    first = workers[0]  # counts are exact: one process pair tells them
+    counters = {side: w.ask({"op": "count"})["counters"] for side, w in first.items()}
+    old = _bench(name, loaded[0]["A"], epochs["A"], counters["A"], None)
+    new = _bench(name, loaded[0]["B"], epochs["B"], counters["B"], None)
     if len(b.pairs) >= 2:
         judge_benchmark(b, threshold=options.threshold, alpha=alpha / 2, benchmarks=benchmarks,
-                        priors=priors)
+                        priors=priors, process=process)
     moved = any(j is not None and abs(j.change) >= options.threshold / 3
                 for j in (b.step, b.epoch))
     if moved or judge_counters(new, [old]).verdict != COUNT_UNCHANGED:
         # the profiled step breakdown of both sides: the why of a benchmark that moved
         breakdown = {side: w.ask({"op": "breakdown"})["step_breakdown"]
-                     for side, w in workers.items()}
+                     for side, w in first.items()}
         old.extra_info["step_breakdown"] = breakdown["A"]
         new.extra_info["step_breakdown"] = breakdown["B"]
     return _Point(b, old, new)
