@@ -199,6 +199,7 @@ class Benchmark:
     judged_by: str = ""  # which sample decided: "step", "epoch"
     counters: dict | None = None  # fer.bench.counts' judgement of the two sides' counters
     why: str | None = None
+    seconds: dict = field(default_factory=dict)  # "pairs": its pairs; "whole": start to end
 
     def logs(self, sample: str, proc: int | None = None) -> list[float]:
         """The pairs' log ratios of ``sample`` (of process pair ``proc`` alone, if given)."""

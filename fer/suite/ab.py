@@ -426,6 +426,12 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
         notes.append(f"{len(unknown)} benchmark(s) stayed unknown within the budget: more pairs "
                      "(--budget) would tell; the MDE column is the smallest change each could "
                      "have seen")
+    if judged:
+        paired = sum(b.seconds.get("pairs", 0.0) for b in judged)
+        whole = sum(b.seconds.get("whole", 0.0) for b in judged)
+        notes.append(f"{paired:.0f} s of the {whole:.0f} s the benchmarks took were their pairs; "
+                     f"the rest (about {(whole - paired) / len(judged):.0f} s a benchmark) "
+                     f"started, built, warmed and counted {2 * options.processes} workers each")
     disturbed = [b for b in judged if b.disturbed_pairs]
     if disturbed:
         notes.append(f"{sum(b.disturbed_pairs for b in disturbed)} pair(s) of "
@@ -439,8 +445,22 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
                     scratch: Path, start: float, measured: list, closing: list,
                     progress: Callable[[str], None]) -> None:
     """Each point with its own fresh workers; they are asked to quit at once and reaped later
-    (``closing``), their teardown overlapping the next point's start."""
+    (``closing``), their teardown overlapping the next point's start. The budget left is
+    shared among the points still to come once each point's own start, build and warm-up are
+    set aside (as the points before it measured them): each gets an even share of pairs."""
+    overheads: list[float] = []  # per finished point, its seconds outside its pairs
+
+    def deadline(i: int, began: float) -> float:
+        """When point ``i`` (begun at ``began``, its workers now built) stops taking pairs."""
+        now = time.perf_counter()
+        so_far = now - began
+        per = statistics.median(overheads) if overheads else so_far + 2.0
+        remaining = len(points) - i
+        left = options.budget - (now - start) - max(per - so_far, 0.0) - per * (remaining - 1)
+        return now + max(left, 0.0) / remaining
+
     for i, (name, experiment, params) in enumerate(points):
+        began = time.perf_counter()
         # fresh processes for every benchmark, --processes pairs of them taking turns: a
         # process's own speed (its memory layout, its threads' placement) is then a few more
         # draws per benchmark, averaged over its process pairs and weighed by the run's
@@ -454,17 +474,20 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
             for pair in workers:
                 for w in pair.values():
                     w.check()
-            left = options.budget - (time.perf_counter() - start)
-            deadline = time.perf_counter() + max(left, 0) / (len(points) - i)
             done = [m.bench for m in measured]
-            measured.append(_measure_point(workers, name, experiment, params, options, deadline,
-                                           len(points), _priors(done), _process(done)))
+            measured.append(_measure_point(workers, name, experiment, params, options,
+                                           lambda i=i, began=began: deadline(i, began),
+                                           len(points),
+                                           _priors(done), _process(done)))
         finally:
             for pair in workers:
                 for w in pair.values():
                     w.close(wait=False)
                     closing.append(w)
         b = measured[-1].bench
+        b.seconds["whole"] = time.perf_counter() - began
+        if b.skipped is None:
+            overheads.append(b.seconds["whole"] - b.seconds.get("pairs", 0.0))
         progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
                  f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
 
@@ -491,7 +514,8 @@ class _Point:
 
 
 def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str, params: dict,
-                   options: ABOptions, deadline: float, benchmarks: int, priors: dict,
+                   options: ABOptions, deadline: Callable[[], float], benchmarks: int,
+                   priors: dict,
                    process: dict) -> _Point:
     """Alternate epochs of one benchmark point between the sides, the process pairs taking
     turns (pair ``t`` by process pair ``t % processes``, each pair's order by its own count:
@@ -512,6 +536,8 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
         b.skipped = skips[0]
         return _Point(b)
     k = len(workers)
+    paired_from = time.perf_counter()
+    stop = deadline()  # the workers are built and warm: the pairs' share of the budget
     epochs: dict[str, list[dict]] = {"A": [], "B": []}
     ran: dict[str, set] = {"A": set(), "B": set()}
     alpha = 1 - options.confidence
@@ -540,10 +566,11 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
                             benchmarks=benchmarks, priors=priors, process=process)
             if b.decided:
                 break
-        if time.perf_counter() > deadline and n >= options.first_look:
+        if time.perf_counter() > stop and n >= options.first_look:
             break
         if b.disturbed_pairs > 2 * max(n, options.first_look):
             break  # the machine is busy: more pairs will not tell
+    b.seconds["pairs"] = time.perf_counter() - paired_from
     if ran["A"] and ran["B"] and ran["A"] != ran["B"]:
         # a step mode fell back on one side only: the sides trained different steps
         a = json.loads(sorted(ran["A"])[0])
