@@ -34,10 +34,12 @@ def make_run(path: Path, benches: dict, *, calibration: float | None = None,
              cuda_mem: dict | None = None, when: str = "2026-01-01T00:00:00",
              group: str | dict[str, str] = "gate", commit: str | None = None,
              breakdown: dict[str, float] | None = None,
-             counters: dict[str, dict] | None = None) -> Path:
+             counters: dict[str, dict] | None = None,
+             typical: dict[str, list[float]] | None = None) -> Path:
     """A run file of the harness's shape: per benchmark its timed epochs (and a warm-up),
-    optionally the calibration, peak CUDA memory, a step breakdown (ms per category) and
-    counters (per benchmark, ``extra_info["counters"]`` as :mod:`fer.counters` writes it)."""
+    optionally the calibration, peak CUDA memory, a step breakdown (ms per category),
+    counters (per benchmark, ``extra_info["counters"]`` as :mod:`fer.counters` writes it) and
+    per benchmark each timed epoch's typical step x steps (``typical``: the step sample)."""
     base = json.loads((HISTORY / "base.json").read_text())
     entries = []
     for name, times in benches.items():
@@ -49,6 +51,9 @@ def make_run(path: Path, benches: dict, *, calibration: float | None = None,
                                 lr=0.1, peak_mem_bytes=mem or 1000,
                                 peak_mem_kind="cuda_max_allocated" if mem else "process_peak_rss",
                                 warmup=i == 0))
+            if typical and name in typical:
+                step = ([typical[name][0], *typical[name]])[i]
+                records[-1]["step_s"] = {"q25": step / 2, "n": 2}
         group_of = group.get(name, "gate") if isinstance(group, dict) else group
         extra = {"schema": 2, "experiment": group_of, "params": {}, "records": records}
         if breakdown:

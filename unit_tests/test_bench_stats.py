@@ -481,3 +481,46 @@ def test_an_interrupted_run_stays_out_of_a_history(tmp_path, caplog):
         runs = load_history(tmp_path)
     assert [r.path.name for r in runs] == ["a.json"] and "an interrupted run" in caplog.text
     assert load_run(cut).interrupted  # named on the command line, it is read, and said so
+
+
+# ------------------------------------------- the excess: a stall seen by one baseline --
+
+def _stepped(tmp_path, name, stall, speed=1.0, n=8, when="2026-01-01T00:00:00"):
+    """``n`` benchmarks whose typical step is unchanged and whose whole epoch is ``stall``
+    times it (a stall in some steps, work after the step loop), on a machine ``speed`` times
+    slower, with a little noise of each epoch's own."""
+    import random
+
+    rng = random.Random(name)
+    typical, walls = {}, {}
+    for i in range(n):
+        steps = [speed * (1 + 0.1 * i) * math.exp(rng.gauss(0, 0.01)) for _ in range(5)]
+        typical[f"b{i}"] = steps
+        walls[f"b{i}"] = [s * stall * math.exp(rng.gauss(0, 0.01)) for s in steps]
+    return load_run(make_run(tmp_path / f"{name}.json", walls, typical=typical, when=when))
+
+
+def test_one_baseline_sees_a_stall_through_the_excess_though_the_machine_moved(tmp_path):
+    """+17% of every epoch outside its typical step, on a machine 10% faster: against one
+    baseline run the whole epoch cannot tell (its floor: 10.5% per benchmark, 7% common), the
+    typical step is improved by the machine, the excess (which the machine's speed cancels
+    from) flags every benchmark; its row and the run's line say which sample it was."""
+    from fer.bench.render import format_table
+
+    base = _stepped(tmp_path, "base", stall=1.05)
+    new = _stepped(tmp_path, "new", stall=1.05 * 1.17, speed=0.9, when="2026-01-02T00:00:00")
+    c = compare(base, new)
+    assert [r.verdict for r in c.rows] == [REGRESSED] * 8
+    assert all("over its typical step" in r.method and 0.14 < r.change < 0.20 for r in c.rows)
+    text = format_table(c)
+    assert "the whole epoch over its typical step x steps, a ratio" in text
+    assert re.search(r"the run as a whole \(time, the whole epoch over its typical step, 8 "
+                     r"benchmark\(s\) together\): \+1[5-9]\.\d%.*REGRESSED", text)
+
+
+def test_an_unchanged_excess_on_a_moved_machine_is_never_a_regression(tmp_path):
+    base = _stepped(tmp_path, "base", stall=1.05)
+    new = _stepped(tmp_path, "new", stall=1.05, speed=1.12, when="2026-01-02T00:00:00")
+    c = compare(base, new)
+    assert REGRESSED not in {r.verdict for r in c.rows}
+    assert not any("over its typical step" in r.method for r in c.rows)

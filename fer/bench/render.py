@@ -91,6 +91,9 @@ def unit_line(c: Comparison) -> str:
     texts = []
     for kind in kinds:
         calibrated, _, sample = kind.partition(", ")
+        if sample.startswith("excess"):
+            texts.append("the whole epoch over its typical step x steps, a ratio")
+            continue
         what = ("the typical step x steps per epoch" if sample.startswith("step")
                 else "the epoch wall time")
         texts.append(what + (", relative to the reference workload, in seconds at the baseline "
@@ -131,7 +134,9 @@ def format_shift(s: Shift, markdown: bool = False) -> str:
     what = "time" if s.metric == "time" else s.metric
     sample = (s.method or "").rpartition(", ")[2]
     if s.metric == "time" and sample.endswith("times"):
-        what = f"time, {'the whole epoch' if sample.startswith('epoch') else 'the typical step'}"
+        what = "time, " + ("the whole epoch" if sample.startswith("epoch") else
+                           "the whole epoch over its typical step" if sample.startswith("excess")
+                           else "the typical step")
     verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
     if s.verdict == NOT_GATED:
         verdict = "shown only (--pool none)"

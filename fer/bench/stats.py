@@ -239,10 +239,11 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     disturbed: dict[str, str] = {}
     for name, new, runs in pairs:
         olds = [b for _, b in runs]
-        calibrated = is_calibrated([new, *olds], opts.calibration)
+        kind = sample_kind([new, *olds], opts.sample) if metric == "time" else None
+        # a ratio of two times of the same epochs: the machine's speed already cancels
+        calibrated = kind != "excess" and is_calibrated([new, *olds], opts.calibration)
         method = "calibrated" if calibrated else "raw"
         if metric == "time":
-            kind = sample_kind([new, *olds], opts.sample)
             label = f"{method}, {kind} times"
 
             def samples(b: Bench, kind=kind) -> list[float]:
@@ -279,7 +280,8 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     judgements: dict[str, Judgement] = {}
     shifts: list[Shift] = []
     for label, members in families.items():
-        method = "calibrated" if label.startswith("calibrated") else "raw"
+        method = "calibrated" if label.startswith("calibrated") else \
+            "excess" if ", excess" in label else "raw"
         found, shift = judge_family(
             members, threshold=opts.threshold, confidence=opts.confidence, method=method,
             metric=metric, sign=1 if metric == "time" else -1, floor=opts.noise_floor,
@@ -301,22 +303,32 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
 
 def _with_whole_epochs(pairs: list, stepped: list, opts: GateOptions
                        ) -> tuple[dict[str, Judgement], list[Shift]]:
-    """Time judged on two samples where the step sample can: the typical step (quiet; blind to
-    a stall in some steps and to work after the step loop) at ``1 - epoch_share`` of the alpha
-    and the whole epoch (sees everything; noisier) at ``epoch_share`` of it. A benchmark's time
-    verdict is the step sample's unless only the whole epoch found a change, whose judgement
-    (samples, interval, change) then stands for the row, so that its columns agree."""
+    """Time judged on three samples where the step sample can: the typical step (quiet; blind
+    to a stall in some steps and to work after the step loop) at ``1 - epoch_share`` of the
+    alpha; the whole epoch (sees everything; noisier) and the whole epoch over its typical step
+    (the excess: sees a stall or a tail, and the machine's speed cancels from it, so one
+    baseline run can see it) at half of ``epoch_share`` each. A benchmark's time verdict is the
+    step sample's unless only the whole epoch, or else only the excess, found a change, whose
+    judgement (samples, interval, change) then stands for the row, so that its columns agree."""
     alpha = 1 - opts.confidence
     step_opts = replace(opts, confidence=1 - alpha * (1 - opts.epoch_share))
-    epoch_opts = replace(opts, confidence=1 - alpha * opts.epoch_share, sample="epoch")
+    epoch_opts = replace(opts, confidence=1 - alpha * opts.epoch_share / 2, sample="epoch")
+    excess_opts = replace(epoch_opts, sample="excess", noise_floor=None, common_noise_floor=None)
     step, step_shifts = _judge_metric(pairs, step_opts, "time")
     epoch, epoch_shifts = _judge_metric(stepped, epoch_opts, "time")
+    excess, excess_shifts = _judge_metric(stepped, excess_opts, "time")
+    moved = (REGRESSED, IMPROVED)
     out = dict(step)
     for name, j in epoch.items():
-        if step[name].verdict not in (REGRESSED, IMPROVED) and j.verdict in (REGRESSED, IMPROVED):
+        if step[name].verdict not in moved and j.verdict in moved:
             j.method += " (the whole epoch: a change outside the typical step)"
             out[name] = j
-    return out, [*step_shifts, *epoch_shifts]
+    for name, j in excess.items():
+        if out[name].verdict not in moved and j.verdict in moved and ", excess" in j.method:
+            j.method += " (the whole epoch over its typical step: a stall or work after the loop)"
+            out[name] = j
+    shifts = [*step_shifts, *epoch_shifts, *(s for s in excess_shifts if ", excess" in s.method)]
+    return out, shifts
 
 
 def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:

@@ -144,8 +144,24 @@ class Bench:
             out.append(float(steps[STEP_QUANTILE]) * int(steps["n"]))
         return out or None
 
+    def excess_ratios(self) -> list[float] | None:
+        """Per timed epoch, its wall time over its typical step x its steps: the part of the
+        epoch the typical step does not explain (a stall in some steps, work after the step
+        loop, the loader's waits), as a ratio the machine's speed cancels from. None without
+        step times."""
+        steps = self.step_times()
+        if not steps:
+            return None
+        walls = [float(r["wall_s"]) for r in self.timed_records if r.get("wall_s")]
+        if len(walls) != len(steps):
+            return None
+        return [w / s for w, s in zip(walls, steps)]
+
     def time_samples(self, kind: str) -> list[float]:
-        """The time samples of ``kind`` ("step" or "epoch", see :func:`sample_kind`)."""
+        """The time samples of ``kind`` ("step", "epoch" or "excess", see
+        :func:`sample_kind`)."""
+        if kind == "excess":
+            return self.excess_ratios() or []
         return (self.step_times() or []) if kind == "step" else self.epoch_times()
 
     def throughputs(self) -> list[float]:
@@ -340,6 +356,8 @@ def sample_kind(benches: list[Bench], requested: str = "auto") -> str:
     every run recorded step times (auto), else "epoch" — the one rule of stats and
     changepoints."""
     have = all(b.step_times() for b in benches)
+    if requested == "excess":  # asked for by stats only where every run has step times
+        return "excess" if all(b.excess_ratios() for b in benches) else "epoch"
     if requested == "step" and not have:
         raise CompareError(f"sample step: {benches[0].fullname} has no step times in every run "
                            "(runs written before step timing); use sample auto")
