@@ -230,8 +230,9 @@ CALLS: dict[int, tuple[str, tuple[Step, ...]]] = {
              rounds=2, cap_s=420, min_s=120,
              what="the step experiment's compiled points: compile+graph, compile x amp_bf16, "
                   "fp32",
-             reduced="its timeout is the compile budget: a compile still running at it is "
-                     "stopped, its point missing from the JSON (the call record says so)"),
+             reduced="each compile is bounded by the scale's compile budget (120 s): one "
+                     "still compiling at it is stopped, the point trained uncompiled with the "
+                     "fallback recorded; the step's cap is the last resort"),
         Step(name="batch_size_more", kind="experiment", experiment="batch_size", rounds=1,
              cap_s=100, points=("32", "128"), what="batch size 32, 128", reduced=_ONE_EPOCH),
     )),
@@ -479,13 +480,22 @@ class Planner:
     @staticmethod
     def _compile_s(config: dict, compiled_before: set[str], notes: list[str]) -> float:
         """The assumed compile time of a point: cold, or from inductor's cache when the step
-        compiled the same precision before (``compiled_before``, updated)."""
+        compiled the same precision before (``compiled_before``, updated); never more than
+        the point's compile budget (``compile_budget``: a compile past it is stopped and the
+        point trains uncompiled, the fallback recorded)."""
         precision = config.get("precision", "fp32")
         key = "compile_cached" if precision in compiled_before else "compile"
         compiled_before.add(precision)
+        seconds = ASSUMED[key].seconds
+        budget = config.get("compile_budget") or 0.0
+        if budget and budget < seconds:
+            notes.append(f"compile bounded by its budget, {budget:.0f} s")
+            return float(budget)
         notes.append(f"{'a cached ' if key == 'compile_cached' else ''}compile "
-                     f"{ASSUMED[key].seconds:.0f} s (assumed)")
-        return ASSUMED[key].seconds
+                     f"{seconds:.0f} s (assumed; its budget {budget:.0f} s)" if budget else
+                     f"{'a cached ' if key == 'compile_cached' else ''}compile "
+                     f"{seconds:.0f} s (assumed)")
+        return seconds
 
     def point(self, experiment: Experiment, params: dict, scale: PerfScale,
               compiled_before: set[str] | None = None) -> Estimate:

@@ -18,6 +18,7 @@ A bad value raises :class:`ConfigError` naming the flag and the values it accept
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -167,6 +168,9 @@ class TrainConfig:
     compile: str = knob("none", "torch.compile the model in this mode (a bare --compile: "
                         "default); the compile time is recorded apart from the epochs",
                         "model", choices=_compile_modes, nargs="?", const="default")
+    compile_budget: float = knob(0.0, "seconds the first compiled step may take, compilation "
+                                 "included, before the run falls back to the uncompiled model "
+                                 "(recorded); 0: no limit", "model", metavar="SECONDS")
     drop_rate: float = knob(0.0, "dropout before the classifier", "model", metavar="P")
     # optimisation
     epochs: int = knob(8, "training epochs", "optimisation", metavar="N", commands=("train",))
@@ -299,6 +303,9 @@ class TrainConfig:
 
     def _check_step_modes(self) -> None:
         """--cuda-graph replays one captured step: what cannot live in a graph is refused."""
+        if not (self.compile_budget >= 0 and math.isfinite(self.compile_budget)):
+            raise ConfigError(f"--compile-budget {self.compile_budget}: give seconds >= 0 (0: no "
+                              "limit)")
         if not self.cuda_graph:
             return
         if self.device == "cpu":

@@ -30,11 +30,14 @@ summed on the device (read once per epoch, never per step).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
 import resource
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -79,6 +82,46 @@ OnStep = Callable[[int, int, float], None]
 
 #: the step modes: each falls back to the next honest step when it fails on the machine
 STEP_KNOBS = ("cuda_graph", "compile", "optimizer_impl")
+
+
+class CompileBudgetExceeded(Exception):
+    """The first compiled step ran past --compile-budget (raised by its alarm)."""
+
+
+def _budget_cause(exc: BaseException) -> CompileBudgetExceeded | None:
+    """The budget's alarm behind ``exc``, where Dynamo wrapped it in an error of its own."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, CompileBudgetExceeded):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+@contextlib.contextmanager
+def compile_budget(seconds: float, mode: str):
+    """Interrupt the block (the first compiled step) after ``seconds`` with
+    :class:`CompileBudgetExceeded`, through SIGALRM: Dynamo and Inductor compile in Python on
+    this thread, so the alarm lands between their bytecodes. Only on the main thread of a
+    POSIX process (elsewhere the block runs unbounded); the previous handler and timer are
+    restored."""
+    usable = (hasattr(signal, "setitimer") and
+              threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise CompileBudgetExceeded(f"compile {mode} took over its budget of {seconds:g} s "
+                                    "(--compile-budget): skipped, trained uncompiled")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _step_name(knob: str, value) -> str:
@@ -337,7 +380,8 @@ class Trainer:
     def _step(self, inputs: torch.Tensor, targets: torch.Tensor, sums: _Sums) -> None:
         """One training step in the configured mode (eager or graphed); the host's time to
         issue it is kept, and the first compiled step's time is the compile time. A failed
-        capture, or a failed first compiled step, falls back and runs the batch again."""
+        capture, or a failed first compiled step (or one past ``--compile-budget``), falls back
+        and runs the batch again."""
         first_compiled = self._compile_s is None and self.ran["compile"] != "none"
         if first_compiled:
             timing.synchronize(self.device)
@@ -345,6 +389,9 @@ class Trainer:
         try:
             if self.step_graph is not None:
                 self.step_graph(inputs, targets, sums)
+            elif first_compiled and self.config.compile_budget:
+                with compile_budget(self.config.compile_budget, self.config.compile):
+                    self._train_step(inputs, targets, sums)
             else:
                 self._train_step(inputs, targets, sums)
         except CaptureFailed as exc:
@@ -355,7 +402,7 @@ class Trainer:
             if not first_compiled:
                 raise
             self.model = getattr(self.model, "_orig_mod", self.model)  # torch.compile's module
-            self._fall_back("compile", "none", exc)
+            self._fall_back("compile", "none", _budget_cause(exc) or exc)
         else:
             sums.host.append(time.perf_counter() - start)
             if first_compiled:

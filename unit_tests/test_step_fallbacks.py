@@ -14,6 +14,8 @@ import dataclasses
 import functools
 import json
 import math
+import signal
+import time
 
 import pytest
 import torch
@@ -179,6 +181,59 @@ def test_a_real_compile_whose_backend_fails_runs_uncompiled(data, monkeypatch):
     assert trainer.train_epoch().images == 80
     assert trainer.step_mode["ran"]["compile"] == "none" and trainer.setup_s == {}
     assert trainer.fallbacks[0]["why"] == "OSError: no C++ compiler found (CXX unset)"
+
+
+class CompilesForever(torch.nn.Module):
+    """What ``torch.compile`` returns, whose first call compiles far past any budget."""
+
+    def __init__(self, model):
+        super().__init__()
+        self._orig_mod = model
+        self.calls = 0
+
+    def forward(self, inputs):
+        self.calls += 1
+        time.sleep(30)  # the alarm interrupts it
+        raise AssertionError("the budget's alarm never came")
+
+
+def test_a_compile_past_its_budget_is_skipped_the_run_goes_on_uncompiled(data, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: CompilesForever(model))
+    eager = build_trainer(cfg(epochs=1), data=data)
+    trainer = build_trainer(cfg(compile="max-autotune", compile_budget=0.2, epochs=1), data=data)
+    start = time.perf_counter()
+    a, b = eager.train_epoch(), trainer.train_epoch()
+    assert time.perf_counter() - start < 20  # not the 30 s compile
+    assert a.steps == b.steps == 5 and a.images == b.images == 80
+    _same_training(eager, trainer)
+    assert trainer.model is trainer.raw_model and "compile_s" not in trainer.setup_s
+    assert trainer.fallbacks == [{
+        "knob": "compile", "from": "compile max-autotune", "to": "no compile",
+        "why": "CompileBudgetExceeded: compile max-autotune took over its budget of 0.2 s "
+               "(--compile-budget): skipped, trained uncompiled"}]
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)  # no alarm left behind
+
+
+def test_a_compile_within_its_budget_keeps_its_compiled_step(data, monkeypatch):
+    monkeypatch.setattr(torch, "compile", lambda model, **kwargs: _Passthrough(model))
+    trainer = build_trainer(cfg(compile="default", compile_budget=30, epochs=1), data=data)
+    assert trainer.train_epoch().images == 80
+    assert trainer.fallbacks == [] and "compile_s" in trainer.setup_s
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_negative_compile_budget_is_refused():
+    with pytest.raises(ConfigError, match="--compile-budget -1"):
+        cfg(compile="default", compile_budget=-1)
+
+
+class _Passthrough(torch.nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self._orig_mod = model
+
+    def forward(self, inputs):
+        return self._orig_mod(inputs)
 
 
 def test_a_refused_fused_optimizer_runs_foreach(data, refusing_adam):

@@ -58,7 +58,7 @@ def base_config(scale: PerfScale, task: str = "fer", *, fast_step: bool = False,
                   epochs=scale.rounds + 1, synthetic_size=scale.synthetic_size, optimizer="adam",
                   precision="fp32", loader=scale.loader, num_workers=scale.num_workers,
                   persistent_workers=scale.num_workers > 0, image_size=scale.image_size,
-                  channels=scale.channels)
+                  channels=scale.channels, compile_budget=scale.compile_budget)
     if fast_step and scale.graph_step and scale.device == "cuda":
         values["cuda_graph"] = True
     if task == "pose":

@@ -27,6 +27,10 @@ class PerfScale:
     #: the fastest honest step (a whole-step CUDA graph) for the experiments that are not
     #: about the step itself and can be captured (Experiment.fast_step), on CUDA only
     graph_step: bool = False
+    #: seconds the first compiled step of a --compile point may take before it is skipped
+    #: (trained uncompiled, the fallback recorded): a mode that compiles for minutes cannot
+    #: overrun a GPU window (benchmarks/gpu_plan.py)
+    compile_budget: float = 120.0
 
     @property
     def train_images(self) -> int:
