@@ -418,7 +418,8 @@ class Planner:
         if bound:
             steps = min(steps, bound)
         graph = bool(config.get("cuda_graph")) or (experiment.fast_step and scale.graph_step)
-        return steps, {**config, "cuda_graph": graph, "batch_size": batch}
+        return steps, {"compile_budget": scale.compile_budget, **config, "cuda_graph": graph,
+                       "batch_size": batch}
 
     # -- a time per step where the point has no run: its siblings, the class, an assumption
     def reference_step(self, experiment: Experiment, config: dict, *, siblings: bool = True

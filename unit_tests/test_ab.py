@@ -59,10 +59,15 @@ def test_usage_errors_exit_2_with_one_line(argv, match, capsys, tmp_path, monkey
     assert match in err and len(err.strip().splitlines()) == 1
 
 
-def test_a_bad_flag_value_is_argparse_s_one_line(capsys):
+@pytest.mark.parametrize("argv, match", [
+    (["--perf-rounds", "1"], "must be >= 2"),
+    (["--processes", "0"], "must be >= 1"),
+    (["--processes", "5"], "must be <= 4"),
+])
+def test_a_bad_flag_value_is_argparse_s_one_line(argv, match, capsys):
     with pytest.raises(SystemExit) as exited:
-        main(["ab", "HEAD", "HEAD", "--perf-rounds", "1"])
-    assert exited.value.code == 2 and "must be >= 2" in capsys.readouterr().err
+        main(["ab", "HEAD", "HEAD", *argv])
+    assert exited.value.code == 2 and match in capsys.readouterr().err
 
 
 def test_a_dirty_tree_is_refused_where_it_matters(tmp_path, monkeypatch, capsys):
