@@ -84,12 +84,14 @@ OnStep = Callable[[int, int, float], None]
 STEP_KNOBS = ("cuda_graph", "compile", "optimizer_impl")
 
 
-class CompileBudgetExceeded(Exception):
-    """The first compiled step ran past --compile-budget (raised by its alarm)."""
+class CompileBudgetExceeded(BaseException):
+    """The first compiled step ran past --compile-budget (raised by its alarm). A
+    BaseException, as KeyboardInterrupt is: the ``except Exception`` of the code it lands in
+    (Dynamo's, Inductor's autotuning) lets it through instead of swallowing it."""
 
 
 def _budget_cause(exc: BaseException) -> CompileBudgetExceeded | None:
-    """The budget's alarm behind ``exc``, where Dynamo wrapped it in an error of its own."""
+    """The budget's alarm behind ``exc``, where other code wrapped it in an error of its own."""
     seen = 0
     while exc is not None and seen < 16:
         if isinstance(exc, CompileBudgetExceeded):
@@ -99,15 +101,20 @@ def _budget_cause(exc: BaseException) -> CompileBudgetExceeded | None:
 
 
 @contextlib.contextmanager
-def compile_budget(seconds: float, mode: str):
+def compile_budget(seconds: float, mode: str, optimizer: torch.optim.Optimizer | None = None):
     """Interrupt the block (the first compiled step) after ``seconds`` with
     :class:`CompileBudgetExceeded`, through SIGALRM: Dynamo and Inductor compile in Python on
-    this thread, so the alarm lands between their bytecodes. Only on the main thread of a
-    POSIX process (elsewhere the block runs unbounded); the previous handler and timer are
-    restored."""
+    this thread, so the alarm lands between their bytecodes (and again each second, should
+    something hold it). The alarm is disarmed when ``optimizer`` starts its step (a hook): the
+    compiled forward and backward are over, and a step interrupted there would update the
+    weights twice when the batch runs again. Only on the main thread of a POSIX process
+    (elsewhere the block runs unbounded). The previous handler and timer (pytest-timeout's,
+    say) are restored with the time they had left; a timer due before the budget is left to
+    fire first."""
     usable = (hasattr(signal, "setitimer") and
               threading.current_thread() is threading.main_thread())
-    if not usable:
+    before = signal.getitimer(signal.ITIMER_REAL) if usable else (0.0, 0.0)
+    if not usable or 0 < before[0] <= seconds:
         yield
         return
 
@@ -115,13 +122,27 @@ def compile_budget(seconds: float, mode: str):
         raise CompileBudgetExceeded(f"compile {mode} took over its budget of {seconds:g} s "
                                     "(--compile-budget): skipped, trained uncompiled")
 
+    armed = [True]
+    begun = time.monotonic()
     previous = signal.signal(signal.SIGALRM, alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def disarm(*args) -> None:
+        if armed[0]:
+            armed[0] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+            if before[0] > 0:  # the earlier timer, with what it had left
+                left = before[0] - (time.monotonic() - begun)
+                signal.setitimer(signal.ITIMER_REAL, max(left, 1e-3), before[1])
+
+    hook = optimizer.register_step_pre_hook(disarm) if optimizer is not None else None
+    signal.setitimer(signal.ITIMER_REAL, seconds, 1.0)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        disarm()
+        if hook is not None:
+            hook.remove()
 
 
 def _step_name(knob: str, value) -> str:
@@ -390,7 +411,8 @@ class Trainer:
             if self.step_graph is not None:
                 self.step_graph(inputs, targets, sums)
             elif first_compiled and self.config.compile_budget:
-                with compile_budget(self.config.compile_budget, self.config.compile):
+                with compile_budget(self.config.compile_budget, self.config.compile,
+                                    self.optimizer):
                     self._train_step(inputs, targets, sums)
             else:
                 self._train_step(inputs, targets, sums)
@@ -398,7 +420,7 @@ class Trainer:
             self.step_graph = None
             self.optimizer.zero_grad(set_to_none=True)  # gradients the failed capture allocated
             self._fall_back("cuda_graph", False, exc)
-        except Exception as exc:
+        except (Exception, CompileBudgetExceeded) as exc:
             if not first_compiled:
                 raise
             self.model = getattr(self.model, "_orig_mod", self.model)  # torch.compile's module

@@ -201,3 +201,61 @@ def test_a_busy_machine_leaves_the_time_inconclusive_and_the_counts_judged():
     assert planted.bench.verdict == REGRESSED and planted.bench.judged_by == "counters"
     assert planted.bench.why.startswith("aten ops/step 10 -> 11 (+1: aten::add)")
     assert "time inconclusive" in planted.bench.why
+
+
+# ------------------------------------------------- the loop, with stand-in workers --
+
+class FakeWorker:
+    """A worker's answers without a process: epochs of ``seconds`` each (the step sample
+    0.8 of it), the step ``ran``; every epoch asked is logged as (side, process pair)."""
+
+    def __init__(self, side, proc, log, seconds=1.0, ran=None):
+        self.side, self.proc, self.calls = side, proc, log
+        self.seconds, self.ran = seconds, ran or {"cuda_graph": False, "compile": "none"}
+
+    def ask(self, msg):
+        record = {"wall_s": self.seconds, "steps": 10, "step_s": {"q25": 0.08 * self.seconds}}
+        if msg["op"] == "load":
+            return {"config": {}, "warmup": record, "device": "cpu"}
+        if msg["op"] == "epoch":
+            self.calls.append((self.side, self.proc))
+            return {"record": dict(record, call_s=self.seconds), "others_share": 0.0,
+                    "ran": self.ran}
+        if msg["op"] == "count":
+            return {"counters": None}
+        return {"step_breakdown": None}
+
+
+def _fake_pairs(log, b_kwargs=None):
+    """Two process pairs; ``b_kwargs``: per process pair, its B worker's settings."""
+    return [{"A": FakeWorker("A", j, log),
+             "B": FakeWorker("B", j, log, **(b_kwargs or {}).get(j, {}))} for j in range(2)]
+
+
+def test_process_pairs_take_turns_each_in_its_own_ab_ba_order():
+    log = []
+    point = ab._measure_point(_fake_pairs(log), "test_optimizer[adam]", "optimizer",
+                              {"optimizer": "adam"}, ABOptions(), lambda: 1e12, 1, {}, {})
+    b = point.bench
+    assert b.skipped is None and b.verdict == UNCHANGED  # identical sides: the same
+    assert [p["proc"] for p in b.pairs] == [0, 1, 0, 1]  # the first look: two pairs each
+    assert [p["order"] for p in b.pairs] == ["AB", "AB", "BA", "BA"]
+    assert log == [("A", 0), ("B", 0), ("A", 1), ("B", 1), ("B", 0), ("A", 0), ("B", 1), ("A", 1)]
+    assert b.processes == 2 and set(b.seconds) == {"pairs"}
+
+
+def test_a_step_that_fell_back_in_one_process_pair_s_side_skips_the_benchmark():
+    log = []
+    fell = {1: {"ran": {"cuda_graph": True, "compile": "none"}}}
+    point = ab._measure_point(_fake_pairs(log, fell), "test_step[x]", "step", {},
+                              ABOptions(), lambda: 1e12, 1, {}, {})
+    assert point.bench.skipped == ("the sides ran different steps (a step mode fell back on "
+                                   "one side): cuda_graph False vs True (process pair 2)")
+
+
+def test_the_budget_ends_a_benchmark_after_its_first_look():
+    log = []
+    slower = {0: {"seconds": 1.05}, 1: {"seconds": 0.97}}  # the pairs disagree: not yet known
+    point = ab._measure_point(_fake_pairs(log, slower), "test_optimizer[adam]", "optimizer",
+                              {}, ABOptions(), lambda: 0.0, 1, {}, {})
+    assert len(point.bench.pairs) == ABOptions().first_look == 4

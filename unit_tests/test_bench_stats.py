@@ -485,7 +485,8 @@ def test_an_interrupted_run_stays_out_of_a_history(tmp_path, caplog):
 
 # ------------------------------------------- the excess: a stall seen by one baseline --
 
-def _stepped(tmp_path, name, stall, speed=1.0, n=8, when="2026-01-01T00:00:00"):
+def _stepped(tmp_path, name, stall, speed=1.0, n=8, when="2026-01-01T00:00:00",
+             calibration=None):
     """``n`` benchmarks whose typical step is unchanged and whose whole epoch is ``stall``
     times it (a stall in some steps, work after the step loop), on a machine ``speed`` times
     slower, with a little noise of each epoch's own."""
@@ -497,7 +498,8 @@ def _stepped(tmp_path, name, stall, speed=1.0, n=8, when="2026-01-01T00:00:00"):
         steps = [speed * (1 + 0.1 * i) * math.exp(rng.gauss(0, 0.01)) for _ in range(5)]
         typical[f"b{i}"] = steps
         walls[f"b{i}"] = [s * stall * math.exp(rng.gauss(0, 0.01)) for s in steps]
-    return load_run(make_run(tmp_path / f"{name}.json", walls, typical=typical, when=when))
+    return load_run(make_run(tmp_path / f"{name}.json", walls, typical=typical, when=when,
+                             calibration=calibration))
 
 
 def test_one_baseline_sees_a_stall_through_the_excess_though_the_machine_moved(tmp_path):
@@ -524,3 +526,14 @@ def test_an_unchanged_excess_on_a_moved_machine_is_never_a_regression(tmp_path):
     c = compare(base, new)
     assert REGRESSED not in {r.verdict for r in c.rows}
     assert not any("over its typical step" in r.method for r in c.rows)
+
+
+def test_a_stall_measured_on_a_disturbed_machine_stays_inconclusive(tmp_path):
+    """The reference workload ran twice its baseline time: the machine was disturbed, and no
+    sample, the excess included, may call the benchmark regressed."""
+    base = _stepped(tmp_path, "base", stall=1.05, calibration=1.0)
+    new = _stepped(tmp_path, "new", stall=1.05 * 1.3, when="2026-01-02T00:00:00",
+                   calibration=2.0)
+    c = compare(base, new)
+    assert {r.verdict for r in c.rows} == {INCONCLUSIVE}
+    assert not any("excess" in s.method for s in c.shifts)

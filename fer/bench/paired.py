@@ -208,9 +208,19 @@ class Benchmark:
         return [math.log(b / a) for a, b in times if a and b]
 
     @property
+    def process_ids(self) -> list[int]:
+        """The process pairs that measured its pairs."""
+        return sorted({p.get("proc", 0) for p in self.pairs})
+
+    @property
     def processes(self) -> int:
         """How many pairs of worker processes measured its pairs."""
-        return len({p.get("proc", 0) for p in self.pairs}) or 1
+        return len(self.process_ids) or 1
+
+    @property
+    def busy(self) -> bool:
+        """Other processes used the machine during more of its pairs than not: inconclusive."""
+        return self.disturbed_pairs > len(self.pairs)
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -281,8 +291,7 @@ def judge_all(benches: list[Benchmark], *, threshold: float, alpha: float, bench
                             priors=priors, process=process, discovered=step)
 
     judge_at(1)
-    found = discoveries([b for b in benches if b.disturbed_pairs <= len(b.pairs)],
-                        alpha=alpha, benchmarks=benchmarks)
+    found = discoveries(benches, alpha=alpha, benchmarks=benchmarks)
     if found > 1:
         judge_at(found)
     return found
@@ -297,7 +306,7 @@ def discoveries(benches: list[Benchmark], *, alpha: float, benchmarks: int) -> i
     per = alpha / max(benchmarks, 1) / LOOKS
     ratios = []
     for b in benches:
-        if b.verdict == INCONCLUSIVE:
+        if b.busy:
             continue
         for judged, share in ((b.step, 1 - EPOCH_SHARE), (b.epoch, EPOCH_SHARE)):
             if judged is not None and judged.pairs >= 2:
@@ -317,9 +326,9 @@ def process_noise_of(benches: list[Benchmark], sample: str) -> float:
     process pairs' contrast cannot see."""
     total, df = PROCESS_NOISE ** 2 * PRIOR_DF, float(PRIOR_DF)
     for b in benches:
-        if b.verdict == INCONCLUSIVE:
+        if b.busy:
             continue
-        groups = [_robust(b.logs(sample, proc))[0] for proc in range(b.processes)]
+        groups = [_robust(b.logs(sample, proc))[0] for proc in b.process_ids]
         groups = [g for g in groups if len(g) >= 2]
         if len(groups) < 2:
             continue

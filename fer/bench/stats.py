@@ -240,8 +240,10 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
     for name, new, runs in pairs:
         olds = [b for _, b in runs]
         kind = sample_kind([new, *olds], opts.sample) if metric == "time" else None
-        # a ratio of two times of the same epochs: the machine's speed already cancels
-        calibrated = kind != "excess" and is_calibrated([new, *olds], opts.calibration)
+        has_calibration = is_calibrated([new, *olds], opts.calibration)
+        # a ratio of two times of the same epochs: the machine's speed already cancels (but a
+        # disturbed machine is still told by the reference workload, below)
+        calibrated = kind != "excess" and has_calibration
         method = "calibrated" if calibrated else "raw"
         if metric == "time":
             label = f"{method}, {kind} times"
@@ -267,8 +269,9 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
         benches[name] = (new, olds, unit, label)
         if new.disturbed:
             disturbed[name] = f"a disturbed machine when it was measured: {new.disturbed}"
-        elif calibrated:
-            speed = math.log(new.calibration_s / base_speed)
+        elif has_calibration:
+            speed = math.log(new.calibration_s / math.exp(statistics.fmean(
+                math.log(b.calibration_s) for b in olds)))
             if abs(speed) > math.log1p(DISTURBED):
                 disturbed[name] = (f"a disturbed machine: the reference workload ran "
                                    f"{math.exp(speed):.2g}x its baseline time")
@@ -319,12 +322,16 @@ def _with_whole_epochs(pairs: list, stepped: list, opts: GateOptions
     excess, excess_shifts = _judge_metric(stepped, excess_opts, "time")
     moved = (REGRESSED, IMPROVED)
     out = dict(step)
+    # a benchmark measured on a disturbed machine stays inconclusive whatever another sample says
+    judged = {name for name, j in step.items() if j.verdict != INCONCLUSIVE or
+              not j.noise_source.startswith("a disturbed machine")}
     for name, j in epoch.items():
-        if step[name].verdict not in moved and j.verdict in moved:
+        if name in judged and step[name].verdict not in moved and j.verdict in moved:
             j.method += " (the whole epoch: a change outside the typical step)"
             out[name] = j
     for name, j in excess.items():
-        if out[name].verdict not in moved and j.verdict in moved and ", excess" in j.method:
+        if name in judged and out[name].verdict not in moved and j.verdict in moved \
+                and ", excess" in j.method:
             j.method += " (the whole epoch over its typical step: a stall or work after the loop)"
             out[name] = j
     shifts = [*step_shifts, *epoch_shifts, *(s for s in excess_shifts if ", excess" in s.method)]

@@ -218,8 +218,9 @@ class Worker:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        if not self.log.closed:
-            self.log.close()
+        for stream in (self.proc.stdin, self.proc.stdout, self.log):
+            if stream is not None and not stream.closed:
+                stream.close()
 
 
 class WorkerFailed(Exception):
@@ -468,12 +469,15 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
         workers: list[dict[str, Worker]] = []
         try:
             for j in range(options.processes):
-                workers.append({
-                    "A": Worker(base, scratch / f"base-{i}-{j}.log", options.threads),
-                    "B": Worker(candidate, scratch / f"candidate-{i}-{j}.log", options.threads)})
+                pair: dict[str, Worker] = {}
+                workers.append(pair)  # before the next start can fail: closed below
+                pair["A"] = Worker(base, scratch / f"base-{i}-{j}.log", options.threads)
+                pair["B"] = Worker(candidate, scratch / f"candidate-{i}-{j}.log", options.threads)
             for pair in workers:
                 for w in pair.values():
                     w.check()
+            while closing:  # the previous point's workers, gone before these time anything
+                closing.pop().reap()
             done = [m.bench for m in measured]
             measured.append(_measure_point(workers, name, experiment, params, options,
                                            lambda i=i, began=began: deadline(i, began),
@@ -539,7 +543,7 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
     paired_from = time.perf_counter()
     stop = deadline()  # the workers are built and warm: the pairs' share of the budget
     epochs: dict[str, list[dict]] = {"A": [], "B": []}
-    ran: dict[str, set] = {"A": set(), "B": set()}
+    ran: dict[tuple[int, str], dict] = {}  # (process pair, side): the step that ran
     alpha = 1 - options.confidence
     schedule = looks(options.first_look)
     tries = 0
@@ -551,7 +555,7 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
             answer = workers[proc][side].ask({"op": "epoch"})
             got[side] = answer["record"]
             if answer.get("ran"):
-                ran[side].add(json.dumps(answer["ran"], sort_keys=True))
+                ran[(proc, side)] = answer["ran"]
             share = answer.get("others_share")
             busy |= share is not None and share > BUSY_SHARE
         if busy:
@@ -571,13 +575,11 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
         if b.disturbed_pairs > 2 * max(n, options.first_look):
             break  # the machine is busy: more pairs will not tell
     b.seconds["pairs"] = time.perf_counter() - paired_from
-    if ran["A"] and ran["B"] and ran["A"] != ran["B"]:
+    differ = _different_steps(ran, k)
+    if differ:
         # a step mode fell back on one side only: the sides trained different steps
-        a = json.loads(sorted(ran["A"])[0])
-        c = json.loads(sorted(ran["B"])[0])
-        differ = {key: (a.get(key), v) for key, v in c.items() if a.get(key) != v}
         b.skipped = ("the sides ran different steps (a step mode fell back on one side): "
-                     + ", ".join(f"{key} {x} vs {y}" for key, (x, y) in differ.items()))
+                     + differ)
         return _Point(b)
     first = workers[0]  # counts are exact: one process pair tells them
     counters = {side: w.ask({"op": "count"})["counters"] for side, w in first.items()}
@@ -595,6 +597,18 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
         old.extra_info["step_breakdown"] = breakdown["A"]
         new.extra_info["step_breakdown"] = breakdown["B"]
     return _Point(b, old, new)
+
+
+def _different_steps(ran: dict[tuple[int, str], dict], processes: int) -> str:
+    """How the steps the two sides ran differ within a process pair (each side's ``ran`` of
+    :attr:`fer.engine.Trainer.step_mode`, as of its last epoch), or "" where none does."""
+    for proc in range(processes):
+        a, c = ran.get((proc, "A")), ran.get((proc, "B"))
+        if a and c and a != c:
+            return ", ".join(f"{key} {a.get(key)} vs {value}" for key, value in c.items()
+                             if a.get(key) != value) + \
+                (f" (process pair {proc + 1})" if processes > 1 else "")
+    return ""
 
 
 def _finish(point: _Point) -> None:
