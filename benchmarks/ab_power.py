@@ -137,6 +137,8 @@ def run_ab(repo: Path, base: str, candidate: str, out: Path, args) -> dict:
            "--json", "-q"]
     if args.k:
         cmd += ["-k", args.k]
+    if args.processes:
+        cmd += ["--processes", str(args.processes)]
     start = time.perf_counter()
     done = subprocess.run(cmd, cwd=repo, capture_output=True, text=True)
     if done.returncode not in (0, 1):
@@ -332,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--trials", type=int, default=1, help="fer ab runs per plant")
     p.add_argument("-k", default=None, help="the benchmarks (fer ab -k / pytest -k)")
     p.add_argument("--budget", type=float, default=120.0, help="fer ab --budget per trial")
+    p.add_argument("--processes", type=int, default=None,
+                   help="fer ab --processes (default: fer ab's)")
     p.add_argument("--compare", action="store_true",
                    help="also run the suite for fer compare (HEAD --history times, each plant)")
     p.add_argument("--history", type=int, default=3, help="HEAD suite runs for --compare")
