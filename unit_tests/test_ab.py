@@ -213,12 +213,6 @@ class FakeWorker:
         self.side, self.proc, self.calls = side, proc, log
         self.seconds, self.ran = seconds, ran or {"cuda_graph": False, "compile": "none"}
 
-    def send(self, msg):
-        self.asked = msg
-
-    def receive(self):
-        return self.ask(self.asked)
-
     def ask(self, msg):
         record = {"wall_s": self.seconds, "steps": 10, "step_s": {"q25": 0.08 * self.seconds}}
         if msg["op"] == "load":

@@ -180,21 +180,11 @@ class Worker:
                           "in editable mode (pip install -e .) or uninstall it")
 
     def ask(self, msg: dict) -> dict:
-        self.send(msg)
-        return self.receive()
-
-    def send(self, msg: dict) -> None:
-        """Ask without waiting for the answer (:meth:`receive` reads it)."""
         try:
             self.proc.stdin.write(json.dumps(msg) + "\n")
             self.proc.stdin.flush()
-        except (BrokenPipeError, OSError):
-            pass  # receive() finds the worker gone and says why
-
-    def receive(self) -> dict:
-        try:
             line = self.proc.stdout.readline()
-        except (BrokenPipeError, OSError, ValueError):
+        except (BrokenPipeError, OSError):
             line = ""
         if not line:
             raise ABError(f"the {self.side.role} worker ({self.side.label}) stopped: "
@@ -537,15 +527,11 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
     b = Benchmark(name)
     loaded: list[dict] = []
     try:
-        # every worker builds its trainer and trains its warm-up epoch at once (nothing is
-        # timed yet; building is mostly single-threaded Python)
-        load = {"op": "load", "experiment": experiment, "params": params,
-                "scale": options.scale, "threads": options.threads}
         for pair in workers:
-            for w in pair.values():
-                w.send(load)
-        for pair in workers:
-            loaded.append({side: w.receive() for side, w in pair.items()})
+            loaded.append({side: w.ask({"op": "load", "experiment": experiment,
+                                        "params": params, "scale": options.scale,
+                                        "threads": options.threads})
+                           for side, w in pair.items()})
     except WorkerFailed as exc:
         b.skipped = f"could not build it: {exc}"
         return _Point(b)
