@@ -259,3 +259,21 @@ def test_the_budget_ends_a_benchmark_after_its_first_look():
     point = ab._measure_point(_fake_pairs(log, slower), "test_optimizer[adam]", "optimizer",
                               {}, ABOptions(), lambda: 0.0, 1, {}, {})
     assert len(point.bench.pairs) == ABOptions().first_look == 4
+
+
+def test_gpu_facts_of_the_two_sides_are_warned_about():
+    """NVML saw the card throttle during B's epochs only, and the sides on different cards:
+    one line each (a CPU run has neither and gets no line)."""
+    def pair(reasons_b):
+        rec = {"wall_s": 1.0, "steps": 10, "step_s": {"q25": 0.08}}
+        return {"a": dict(rec, gpu_sampling={"throttle_reasons": ["gpu_idle"]}),
+                "b": dict(rec, gpu_sampling={"throttle_reasons": reasons_b}), "order": "AB"}
+
+    b = Benchmark("test_optimizer[adam]", pairs=[pair(["sw_thermal_slowdown"]), pair([])])
+    b.gpus = {"A": ["GPU-aaaaaaaaaaaa-1"], "B": ["GPU-bbbbbbbbbbbb-2"]}
+    notes = ab.gpu_notes([b])
+    assert notes[0].startswith("1 benchmark(s) ran the sides on different physical GPUs "
+                               "(GPU-aaaaaaaa vs GPU-bbbbbbbb)")
+    assert notes[1].startswith("the card throttled during B's epochs only "
+                               "(sw_thermal_slowdown in 1)")
+    assert ab.gpu_notes([Benchmark("t", pairs=[pair(["gpu_idle"])])]) == []

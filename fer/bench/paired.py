@@ -200,6 +200,7 @@ class Benchmark:
     counters: dict | None = None  # fer.bench.counts' judgement of the two sides' counters
     why: str | None = None
     seconds: dict = field(default_factory=dict)  # "pairs": its pairs; "whole": start to end
+    gpus: dict = field(default_factory=dict)  # side -> the UUIDs of the GPUs it saw (NVML)
 
     def logs(self, sample: str, proc: int | None = None) -> list[float]:
         """The pairs' log ratios of ``sample`` (of process pair ``proc`` alone, if given)."""

@@ -433,6 +433,7 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
         notes.append(f"{paired:.0f} s of the {whole:.0f} s the benchmarks took were their pairs; "
                      f"the rest (about {(whole - paired) / len(judged):.0f} s a benchmark) "
                      f"started, built, warmed and counted {2 * options.processes} workers each")
+    notes += gpu_notes(judged)
     disturbed = [b for b in judged if b.disturbed_pairs]
     if disturbed:
         notes.append(f"{sum(b.disturbed_pairs for b in disturbed)} pair(s) of "
@@ -539,6 +540,7 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
     if skips:
         b.skipped = skips[0]
         return _Point(b)
+    b.gpus = {side: x["gpus"] for side, x in loaded[0].items() if x.get("gpus")}
     k = len(workers)
     paired_from = time.perf_counter()
     stop = deadline()  # the workers are built and warm: the pairs' share of the budget
@@ -597,6 +599,36 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
         old.extra_info["step_breakdown"] = breakdown["A"]
         new.extra_info["step_breakdown"] = breakdown["B"]
     return _Point(b, old, new)
+
+
+def gpu_notes(benches: list[Benchmark]) -> list[str]:
+    """One line each where the two sides saw different physical GPUs, or where one side's
+    epochs ran while NVML reported the card throttling and the other's did not (the
+    reasons of fer.bench.stats.NOT_THROTTLING aside): part of a change may be the card's."""
+    from fer.bench.stats import NOT_THROTTLING
+
+    notes = []
+    differ = [b for b in benches if len(b.gpus) == 2 and b.gpus["A"] != b.gpus["B"]]
+    if differ:
+        g = differ[0].gpus
+        notes.append(f"{len(differ)} benchmark(s) ran the sides on different physical GPUs "
+                     f"({', '.join(u[:12] for u in g['A'])} vs "
+                     f"{', '.join(u[:12] for u in g['B'])}): cards of one model differ by several "
+                     "percent: part of a change may be the card's, not the code's")
+    seen: dict[str, dict[str, int]] = {"A": {}, "B": {}}  # side -> reason -> epochs
+    for b in benches:
+        for p in b.pairs:
+            for side, key in (("A", "a"), ("B", "b")):
+                reasons = set((p[key].get("gpu_sampling") or {}).get("throttle_reasons") or [])
+                for reason in sorted(reasons - NOT_THROTTLING):
+                    seen[side][reason] = seen[side].get(reason, 0) + 1
+    for side, other in (("A", "B"), ("B", "A")):
+        only = {r: n for r, n in seen[side].items() if r not in seen[other]}
+        if only:
+            notes.append(f"the card throttled during {side}'s epochs only ("
+                         + ", ".join(f"{r} in {n}" for r, n in sorted(only.items()))
+                         + "): part of a change may be the card's, not the code's")
+    return notes
 
 
 def _different_steps(ran: dict[tuple[int, str], dict], processes: int) -> str:

@@ -57,6 +57,7 @@ class Side:
         self.counters = _load_by_path("fer_ab_counters", os.path.join(self.driver, "counters.py"))
         self.load_module = _load_by_path("fer_ab_load", os.path.join(self.driver, "suite",
                                                                      "load.py"))
+        self.gpu = _load_by_path("fer_ab_gpu", os.path.join(self.driver, "gpu.py"))
 
     def hello(self, msg: dict) -> dict:
         return {"fer": os.path.dirname(os.path.abspath(fer.__file__)), "torch": torch.__version__,
@@ -89,17 +90,26 @@ class Side:
         self.trainer = build_trainer(config, data=data)
         self.sampler = self.load_module.LoadSampler()
         warmup = self.trainer.train_epoch()
+        cuda = self.trainer.device.type == "cuda"
         return {"config": config.to_dict(), "warmup": warmup.to_dict(),
-                "device": str(self.trainer.device)}
+                "device": str(self.trainer.device),
+                "gpus": self.gpu.gpu_facts().get("gpu_uuids") if cuda else None}
 
     def epoch(self, msg: dict) -> dict:
+        # on a GPU, NVML's clocks and throttle reasons during the epoch (a thread sampling
+        # every 0.2 s); nothing on a CPU
+        gpu = self.gpu.UtilizationSampler(self.trainer.device)
         self.sampler.mark()
-        start = time.perf_counter()
-        record = self.trainer.train_epoch()
-        call = time.perf_counter() - start  # the whole call: work after the timed loop too
+        with gpu:
+            start = time.perf_counter()
+            record = self.trainer.train_epoch()
+            call = time.perf_counter() - start  # the whole call: work after the timed loop too
         share = self.sampler.mark()
         mode = getattr(self.trainer, "step_mode", None)  # the step that ran (fallbacks)
-        return {"record": dict(record.to_dict(), call_s=call), "others_share": share,
+        out = dict(record.to_dict(), call_s=call)
+        if gpu.summary():
+            out["gpu_sampling"] = gpu.summary()
+        return {"record": out, "others_share": share,
                 "ran": mode["ran"] if isinstance(mode, dict) else None}
 
     def count(self, msg: dict) -> dict:
