@@ -210,24 +210,26 @@ def test_a_call_stops_a_slow_step_and_skips_what_cannot_start(tmp_path):
         Step(name="quick", kind="command", what="writes its JSON", cap_s=10, min_s=0.1,
              args=_python("import json, sys; json.dump({'ok': 1}, open(sys.argv[1], 'w'))",
                           "{json}")),
-        Step(name="slow", kind="command", what="sleeps past the call", cap_s=30, min_s=0.1,
-             args=_python("import time; time.sleep(30)")),
+        Step(name="slow", kind="command", what="sleeps past the call", cap_s=60, min_s=0.1,
+             args=_python("import time; time.sleep(60)")),
         Step(name="later", kind="command", what="never starts", cap_s=10, min_s=1.0,
              args=_python("pass")),
     ]
     began = time.monotonic()
-    record = run_call(7, steps, tmp_path, limit_s=2.0, grace_s=0.5, facts=lambda: "",
+    # wide margins: a loaded 2-core machine may take seconds to start an interpreter and to
+    # let it answer SIGINT
+    record = run_call(7, steps, tmp_path, limit_s=6.0, grace_s=4.0, facts=lambda: "",
                       say=lambda line: None)
-    assert time.monotonic() - began < 2.0 + 1.0
+    assert time.monotonic() - began < 6.0 + 4.0 + 2.0
     quick, slow, later = record["steps"]
     assert quick["status"] == "finished" and quick["output"] == "quick.json"
     assert json.loads((tmp_path / "quick.json").read_text()) == {"ok": 1}
     assert slow["status"] == "timed out" and "what was left of the call" in slow["why"]
-    assert slow["timeout_s"] <= 1.5
+    assert slow["timeout_s"] <= 6.0
     assert later["status"] == "skipped" and "needs at least 1 s" in later["why"]
     written = json.loads((tmp_path / "gpu_plan_call7.json").read_text())
     assert [s["status"] for s in written["steps"]] == ["finished", "timed out", "skipped"]
-    assert written["finished"] and written["elapsed_s"] < 3.0
+    assert written["finished"] and written["elapsed_s"] < 12.0
 
 
 def test_a_step_that_ignores_the_interrupt_is_killed_and_its_torn_json_kept_apart(tmp_path):

@@ -55,6 +55,7 @@ from fer.bench.paired import (
     run_shifts,
     sample_seconds,
 )
+from fer.bench.stats import NOT_THROTTLING
 from fer.bench.storage import Bench
 from fer.errors import FERError
 from fer.suite.experiments import EXPERIMENTS, point_id
@@ -605,8 +606,6 @@ def gpu_notes(benches: list[Benchmark]) -> list[str]:
     """One line each where the two sides saw different physical GPUs, or where one side's
     epochs ran while NVML reported the card throttling and the other's did not (the
     reasons of fer.bench.stats.NOT_THROTTLING aside): part of a change may be the card's."""
-    from fer.bench.stats import NOT_THROTTLING
-
     notes = []
     differ = [b for b in benches if len(b.gpus) == 2 and b.gpus["A"] != b.gpus["B"]]
     if differ:
