@@ -782,6 +782,11 @@ def _junit_to_json(xml: Path, out: Path) -> bool:
     return True
 
 
+def _default_sigint() -> None:
+    """In a step's child process, before its program starts: SIGINT's default action."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _end_group(proc: subprocess.Popen) -> None:
     """Kill what is left of a step's process group (its workers, a torchrun's ranks)."""
     try:
@@ -797,8 +802,11 @@ def run_step(argv: list[str], *, timeout_s: float, grace_s: float, log: Path
     Returns (status, exit code)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     with log.open("ab") as sink:
+        # the step gets SIGINT's default action back: a shell running this script in the
+        # background (`&`, nohup) ignores SIGINT, its children would inherit that, and pytest
+        # would never see the interrupt that makes it write its JSON
         proc = subprocess.Popen(argv, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+                                start_new_session=True, preexec_fn=_default_sigint)
         try:
             code = proc.wait(timeout=max(timeout_s, 0.0))
             status = "finished" if code == 0 else "failed"
