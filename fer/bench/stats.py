@@ -261,17 +261,18 @@ def _judge_metric(pairs: list, opts: GateOptions, metric: str
             return Level.of(values, scale)
 
         member = Member(name, level(new), {i: level(b) for i, b in runs})
-        # the unit the judged levels are shown in: seconds (images/s) at the baseline runs'
-        # machine speed, so that new / base - 1 is the change judged
-        base_speed = math.exp(statistics.fmean(math.log(b.calibration_s) for b in olds)) \
-            if calibrated else 1.0
+        # the baseline runs' machine speed (their reference workload's geometric mean)
+        reference = math.exp(statistics.fmean(math.log(b.calibration_s) for b in olds)) \
+            if has_calibration else 1.0
+        # the unit the judged levels are shown in: seconds (images/s) at that speed, so that
+        # new / base - 1 is the change judged
+        base_speed = reference if calibrated else 1.0
         unit = 1 / base_speed if metric == "throughput" and calibrated else base_speed
         benches[name] = (new, olds, unit, label)
         if new.disturbed:
             disturbed[name] = f"a disturbed machine when it was measured: {new.disturbed}"
         elif has_calibration:
-            speed = math.log(new.calibration_s / math.exp(statistics.fmean(
-                math.log(b.calibration_s) for b in olds)))
+            speed = math.log(new.calibration_s / reference)
             if abs(speed) > math.log1p(DISTURBED):
                 disturbed[name] = (f"a disturbed machine: the reference workload ran "
                                    f"{math.exp(speed):.2g}x its baseline time")
@@ -319,7 +320,9 @@ def _with_whole_epochs(pairs: list, stepped: list, opts: GateOptions
     excess_opts = replace(epoch_opts, sample="excess", noise_floor=None, common_noise_floor=None)
     step, step_shifts = _judge_metric(pairs, step_opts, "time")
     epoch, epoch_shifts = _judge_metric(stepped, epoch_opts, "time")
-    excess, excess_shifts = _judge_metric(stepped, excess_opts, "time")
+    ratios = [p for p in stepped if sample_kind([p[1], *(b for _, b in p[2])], "excess")
+              == "excess"]
+    excess, excess_shifts = _judge_metric(ratios, excess_opts, "time")
     moved = (REGRESSED, IMPROVED)
     out = dict(step)
     # a benchmark measured on a disturbed machine stays inconclusive whatever another sample says
@@ -330,12 +333,10 @@ def _with_whole_epochs(pairs: list, stepped: list, opts: GateOptions
             j.method += " (the whole epoch: a change outside the typical step)"
             out[name] = j
     for name, j in excess.items():
-        if name in judged and out[name].verdict not in moved and j.verdict in moved \
-                and ", excess" in j.method:
+        if name in judged and out[name].verdict not in moved and j.verdict in moved:
             j.method += " (the whole epoch over its typical step: a stall or work after the loop)"
             out[name] = j
-    shifts = [*step_shifts, *epoch_shifts, *(s for s in excess_shifts if ", excess" in s.method)]
-    return out, shifts
+    return out, [*step_shifts, *epoch_shifts, *excess_shifts]
 
 
 def _judge_memory(new: Bench, olds: list[Bench], opts: GateOptions) -> Judgement:
