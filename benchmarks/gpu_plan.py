@@ -492,10 +492,8 @@ class Planner:
         if budget and budget < seconds:
             notes.append(f"compile bounded by its budget, {budget:.0f} s")
             return float(budget)
-        notes.append(f"{'a cached ' if key == 'compile_cached' else ''}compile "
-                     f"{seconds:.0f} s (assumed; its budget {budget:.0f} s)" if budget else
-                     f"{'a cached ' if key == 'compile_cached' else ''}compile "
-                     f"{seconds:.0f} s (assumed)")
+        notes.append(f"{'a cached ' if key == 'compile_cached' else ''}compile {seconds:.0f} s "
+                     f"(assumed{f'; its budget {budget:.0f} s' if budget else ''})")
         return seconds
 
     def point(self, experiment: Experiment, params: dict, scale: PerfScale,

@@ -648,7 +648,7 @@ def _finish(point: _Point) -> None:
     b = point.bench
     if b.skipped is not None:
         return
-    busy = b.disturbed_pairs > len(b.pairs)
+    busy = b.busy
     if busy:  # the clock cannot tell; the counts still can (a busy machine does not move them)
         b.verdict = INCONCLUSIVE
     counted = judge_counters(point.new, [point.old])

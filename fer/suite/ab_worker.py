@@ -107,8 +107,9 @@ class Side:
         share = self.sampler.mark()
         mode = getattr(self.trainer, "step_mode", None)  # the step that ran (fallbacks)
         out = dict(record.to_dict(), call_s=call)
-        if gpu.summary():
-            out["gpu_sampling"] = gpu.summary()
+        sampled = gpu.summary()
+        if sampled:
+            out["gpu_sampling"] = sampled
         return {"record": out, "others_share": share,
                 "ran": mode["ran"] if isinstance(mode, dict) else None}
 
