@@ -4,7 +4,10 @@ Trains, on the same synthetic split, (1) the tiny timm CNN ``test_efficientnet``
 through the engine and (2) a linear softmax classifier on raw pixels (full-batch
 L-BFGS, i.e. to convergence), and prints the validation accuracy of each.
 
-    python benchmarks/synthetic_learnability.py [--images 12000] [--epochs 4]
+    python benchmarks/synthetic_learnability.py [--images 8000] [--epochs 3] [--lr 3e-3]
+
+Measured on a 2-core CPU with the defaults: the CNN 0.945, the linear model 0.719
+(about 20 s; 12000 images, 4 epochs at Adam's default 1e-3 gave 0.923 and 0.709 in 37 s).
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def linear_probe(data, steps: int = 200) -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=12000)
-    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--images", type=int, default=8000)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam's learning rate")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     data = make_synthetic_faces(args.images, seed=args.seed)
@@ -58,7 +62,8 @@ def main(argv=None) -> int:
           f"train {data.split_sizes()['train']}, val {data.split_sizes()['val']}")
     start = time.perf_counter()
     config = TrainConfig(model="test_efficientnet", epochs=args.epochs, device="cpu",
-                         seed=args.seed, synthetic_size=args.images)
+                         seed=args.seed, synthetic_size=args.images,
+                         learning_rate=args.lr)
     for r in build_trainer(config, data=data).fit():
         print(f"  test_efficientnet epoch {r.epoch}: loss {r.loss:.3f}, val acc {r.val_acc:.3f} "
               f"({r.wall_s:.1f} s)")

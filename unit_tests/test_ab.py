@@ -167,7 +167,8 @@ def test_fer_ab_of_two_commits_names_the_planted_op(tmp_path):
     _git(repo, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qam", "plant")
     done = subprocess.run([sys.executable, "-m", "fer", "ab", "HEAD~1", "HEAD", "-k",
                            "test_optimizer and sgd and not momentum and not nesterov",
-                           "--budget", "1", "--json", "--fail-on-regression", "--threads", "1"],
+                           "--budget", "1", "--json", "--fail-on-regression", "--threads", "1",
+                           "--processes", "1"],  # one worker a side: the loop, not its power
                           cwd=repo, capture_output=True, text=True, timeout=280)
     assert done.returncode == 1, done.stderr[-2000:]
     result = json.loads(done.stdout)
