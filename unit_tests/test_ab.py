@@ -262,6 +262,62 @@ def test_the_budget_ends_a_benchmark_after_its_first_look():
     assert len(point.bench.pairs) == ABOptions().first_look == 4
 
 
+class _Clock:
+    """``time`` for fer.suite.ab: seconds pass only when a stand-in worker says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def _run_points(monkeypatch, tmp_path, n, budget):
+    """``n`` benchmarks of stand-in workers that take 8 s to start and 1 s an epoch."""
+    clock, lines = _Clock(), []
+    monkeypatch.setattr(ab, "time", clock)
+
+    class Starting(FakeWorker):
+        def __init__(self, side, log, threads):
+            super().__init__(side, 0, [])
+
+        def check(self):
+            clock.now += 8.0
+
+        def ask(self, msg):
+            clock.now += msg["op"] == "epoch"
+            return super().ask(msg)
+
+        def close(self, wait=True):
+            pass
+
+        reap = close
+
+    monkeypatch.setattr(ab, "Worker", Starting)
+    points = [(f"test_optimizer[o{i}]", "optimizer", {}) for i in range(n)]
+    measured, closing = [], []
+    ab._measure_points(points, "A", "B", ABOptions(budget=budget), tmp_path, 0.0, measured,
+                       closing, lines.append)
+    return [m.bench for m in measured], [x for x in lines if x.startswith("warning")]
+
+
+def test_a_budget_too_small_for_the_selection_is_said_at_once(monkeypatch, tmp_path):
+    """Each benchmark needs 32 s of starts and 8 s of its first four pairs: ten of them cannot
+    fit 60 s. The run says so after the first, with what it will take and the fix."""
+    benches, warnings = _run_points(monkeypatch, tmp_path, 10, budget=60)
+    assert all(len(b.pairs) == 4 for b in benches)  # each still gets its first look
+    assert ab.least_seconds(benches, 4) == pytest.approx(40.0)
+    assert warnings == ["warning: --budget 60 s cannot give 10 benchmarks their first 4 pairs: "
+                        "each needs about 40 s at least, so this run will take about 400 s; "
+                        "select fewer with -k, or raise --budget"]
+    assert ab.overrun_notes(benches, 400.0, ABOptions(budget=60)) == [
+        "the run took 400 s, over its --budget of 60 s: each of its 10 benchmarks needs about "
+        "40 s at least (its workers and its first 4 pairs); select fewer with -k, or raise "
+        "--budget"]
+    assert ab.overrun_notes(benches, 70.0, ABOptions(budget=60)) == []  # within 20%
+    assert _run_points(monkeypatch, tmp_path, 10, budget=600)[1] == []  # it fits: no word
+
+
 def test_gpu_facts_of_the_two_sides_are_warned_about():
     """NVML saw the card throttle during B's epochs only, and the sides on different cards:
     one line each (a CPU run has neither and gets no line)."""

@@ -434,6 +434,7 @@ def measure(base: Side, candidate: Side, options: ABOptions, scratch: Path,
         notes.append(f"{paired:.0f} s of the {whole:.0f} s the benchmarks took were their pairs; "
                      f"the rest (about {(whole - paired) / len(judged):.0f} s a benchmark) "
                      f"started, built, warmed and counted {2 * options.processes} workers each")
+        notes += overrun_notes(judged, time.perf_counter() - start, options)
     notes += gpu_notes(judged)
     disturbed = [b for b in judged if b.disturbed_pairs]
     if disturbed:
@@ -452,6 +453,7 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
     shared among the points still to come once each point's own start, build and warm-up are
     set aside (as the points before it measured them): each gets an even share of pairs."""
     overheads: list[float] = []  # per finished point, its seconds outside its pairs
+    warned = False
 
     def deadline(i: int, began: float) -> float:
         """When point ``i`` (begun at ``began``, its workers now built) stops taking pairs."""
@@ -496,6 +498,43 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
             overheads.append(b.seconds["whole"] - b.seconds.get("pairs", 0.0))
         progress(f"{name}: {b.skipped and 'skipped: ' + b.skipped or b.verdict} "
                  f"({len(b.pairs)} pairs, {time.perf_counter() - start:.0f} s)")
+        least = least_seconds([m.bench for m in measured], options.first_look)
+        remaining = len(points) - i - 1
+        took = time.perf_counter() - start
+        if not warned and least and remaining and took + remaining * least > OVERRUN * options.budget:
+            warned = True  # said once, as soon as the first benchmarks show it
+            progress(f"warning: --budget {options.budget:g} s cannot give {len(points)} "
+                     f"benchmarks their first {options.first_look} pairs: each needs about "
+                     f"{least:.0f} s at least, so this run will take about "
+                     f"{took + remaining * least:.0f} s; select fewer with -k, or raise --budget")
+
+
+#: a run is said to overrun its budget when it takes this much more (a benchmark's first look
+#: is never cut short, so a budget too small for the selection is overrun, not obeyed)
+OVERRUN = 1.2
+
+
+def least_seconds(benches: list[Benchmark], first_look: int) -> float | None:
+    """The seconds a benchmark needs at least, as the measured ones show: its workers' start,
+    build, warm-up and counting, and its first look's pairs (disturbed ones count: they ran).
+    None before any benchmark was measured."""
+    costs = []
+    for b in benches:
+        whole, pairs = b.seconds.get("whole"), b.seconds.get("pairs")
+        ran = len(b.pairs) + b.disturbed_pairs
+        if b.skipped is None and whole is not None and pairs is not None and ran:
+            costs.append(whole - pairs + first_look * pairs / ran)
+    return statistics.median(costs) if costs else None
+
+
+def overrun_notes(judged: list[Benchmark], took: float, options: ABOptions) -> list[str]:
+    """A line when the run took over OVERRUN times its budget, with what a benchmark needs."""
+    least = least_seconds(judged, options.first_look)
+    if took <= OVERRUN * options.budget or not least:
+        return []
+    return [f"the run took {took:.0f} s, over its --budget of {options.budget:g} s: each of its "
+            f"{len(judged)} benchmarks needs about {least:.0f} s at least (its workers and its "
+            f"first {options.first_look} pairs); select fewer with -k, or raise --budget"]
 
 
 def _priors(benches: list[Benchmark]) -> dict:
