@@ -235,6 +235,7 @@ def shifts_of(result: dict) -> dict[str, dict]:
         b.verdict = row["verdict"]
         b.step = Paired(**row["step"]) if row.get("step") else None
         b.epoch = Paired(**row["epoch"]) if row.get("epoch") else None
+        b.excess = Paired(**row["excess"]) if row.get("excess") else None
         benches.append(b)
     options = result["options"]
     found = run_shifts(benches, threshold=options["threshold"],
@@ -243,7 +244,7 @@ def shifts_of(result: dict) -> dict[str, dict]:
 
 
 def summarize_ab(out: Path) -> list[str]:
-    lines = ["| plant | trials | run as a whole flagged (typical step / whole epoch) | "
+    lines = ["| plant | trials | run as a whole flagged (typical step / whole epoch / excess) | "
              "benchmarks regressed (median, range) | counter alarms | unknown | time per trial "
              "(median) | run MDE, typical step (median) |",
              "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -255,8 +256,11 @@ def summarize_ab(out: Path) -> list[str]:
         judged = [shifts_of(r) for r in results]
         runs = [j["step"] for j in judged if "step" in j]
         epochs = [j["epoch"] for j in judged if "epoch" in j]
+        excess = [j["excess"] for j in judged if "excess" in j]
         flagged = (f"{sum(x['verdict'] == REGRESSED for x in runs)} / "
-                   f"{sum(x['verdict'] == REGRESSED for x in epochs)} of {len(runs)}")
+                   f"{sum(x['verdict'] == REGRESSED for x in epochs)} / "
+                   + (f"{sum(x['verdict'] == REGRESSED for x in excess)}" if excess else "-")
+                   + f" of {len(runs)}")
         shares = [_share(r["rows"], REGRESSED) for r in results]
         counters = [sum((row.get("counters") or {}).get("verdict") == REGRESSED
                         for row in r["rows"]) for r in results]

@@ -159,9 +159,30 @@ def test_the_run_as_a_whole_sees_a_shared_stall_on_the_whole_epoch():
                                             epoch_ratios=_noisy(0.16, 5, 0.04, seed=50 + i)))
         judge_benchmark(b, threshold=0.03, alpha=0.025, benchmarks=8)
         benches.append(b)
-    step, epoch = run_shifts(benches, threshold=0.03, alpha=0.025)
-    assert (step.sample, epoch.sample) == ("step", "epoch")
-    assert step.verdict == UNCHANGED and epoch.verdict == REGRESSED
+    step, epoch, excess = run_shifts(benches, threshold=0.03, alpha=0.025)
+    assert (step.sample, epoch.sample, excess.sample) == ("step", "epoch", "excess")
+    assert step.verdict == UNCHANGED and epoch.verdict == excess.verdict == REGRESSED
+
+
+def test_a_stall_the_whole_epoch_s_noise_hides_is_judged_by_the_excess():
+    """Each pair's machine moved both sides' epochs by up to +-12% (sd) and the candidate
+    stalls for 15% of its epoch: the whole epoch cannot tell yet, the typical step sees
+    nothing, the excess (the epoch over its typical step x steps) cancels the machine and
+    flags it: the row is decided by it and shows its change."""
+    rng = random.Random(7)
+    pairs = []
+    for _ in range(12):
+        machine = rng.gauss(0, 0.12)  # the same within one epoch: step and epoch alike
+        step = math.exp(machine)
+        pairs += _pairs([step], epoch_ratios=[step * 1.15 * math.exp(rng.gauss(0, 0.005))])
+    b = Benchmark("t", pairs=pairs)
+    priors = {"step": (0.12 ** 2, 12.0), "epoch": (0.12 ** 2, 12.0), "excess": (0.005 ** 2, 12.0)}
+    judge_benchmark(b, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors)
+    assert b.step.verdict == UNKNOWN and b.epoch.verdict == UNKNOWN
+    assert b.excess.verdict == REGRESSED and b.verdict == REGRESSED
+    assert b.judged_by == "excess" and b.shown is b.excess
+    assert b.excess.change == pytest.approx(0.15, abs=0.01)
+    assert set(b.to_dict()) >= {"step", "epoch", "excess"}
 
 
 def _shifted_run(change, n_benches=8, pairs=6, sd=0.015, seed=0, processes=2):

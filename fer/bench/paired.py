@@ -7,9 +7,11 @@ of the machine's speed that lasts longer than two epochs cancels within the pair
 pairs of one benchmark are about independent: a one-sample t interval of their mean is the
 benchmark's change.
 
-Two samples are judged per benchmark, as ``fer compare`` does: the typical step (the epoch's
+Three samples are judged per benchmark, as ``fer compare`` does: the typical step (the epoch's
 25th-percentile step time x its steps: quiet, blind to a stall in some steps or to work after
-the step loop) and the whole epoch (the whole ``train_epoch`` call: sees everything). Each answers:
+the step loop), the whole epoch (the whole ``train_epoch`` call: sees everything) and the
+excess (the whole epoch over the typical step x steps: what the typical step does not explain,
+a stall or a tail; the machine's speed of the epoch cancels out of it). Each answers:
 
 * ``regressed`` / ``improved`` (Pinpoint's DIFFERENT): the interval excludes zero and the
   change is at least ``threshold / 3``;
@@ -19,7 +21,7 @@ the step loop) and the whole epoch (the whole ``train_epoch`` call: sees everyth
   could have seen, the MDE, says how far they are).
 
 The confidence holds for the run as a whole: one-sided ``alpha`` is split over the
-benchmarks and the two samples (the whole epoch gets ``EPOCH_SHARE`` of it) by a weighted
+benchmarks and the three samples (weighted by :data:`SHARES`) by a weighted
 Benjamini-Hochberg step-up (:func:`discoveries`: when nothing changed, the chance of any false
 flag is at most ``alpha``, as with Bonferroni; when the run changed, at most ``alpha`` of the
 flags are expected false, and a change every benchmark shares is flagged on most of them), and
@@ -34,7 +36,7 @@ more pairs of the *same* processes cannot average away; it is a floor of a bench
 standard error, ``process noise / sqrt(processes)``. The process noise is
 :data:`PROCESS_NOISE` moderated by what the run's own process pairs show
 (:func:`process_noise_of`). The run as a whole is the mean of the benchmarks' changes, its
-interval from their spread, on both samples (the alpha split between them). No torch here.
+interval from their spread, on each sample (the alpha split as a benchmark's). No torch here.
 """
 
 from __future__ import annotations
@@ -60,8 +62,10 @@ PRIOR_DF = 12
 PROCESS_NOISE = 0.016
 #: process pairs per benchmark by default (the floor above falls with their square root)
 PROCESSES = 2
-#: the share of the alpha the whole-epoch sample gets (the typical step keeps the rest)
-EPOCH_SHARE = 0.2
+#: the samples judged and their shares of the alpha (as fer compare's): the quiet typical step
+#: most; the whole epoch and the excess (what the typical step misses) a tenth each
+SAMPLES = ("step", "epoch", "excess")
+SHARES = {"step": 0.8, "epoch": 0.1, "excess": 0.1}
 #: the fewest pairs judged
 MIN_PAIRS = 3
 #: a pair whose change is this many robust spreads (MAD) from the median pair is an outlier
@@ -90,7 +94,7 @@ def _expm1(x: float) -> float:
 class Paired:
     """One sample of one benchmark over its pairs, judged."""
 
-    sample: str  # "step" or "epoch"
+    sample: str  # "step", "epoch" or "excess"
     pairs: int
     change: float  # exp(mean log ratio) - 1
     low: float
@@ -195,8 +199,9 @@ class Benchmark:
     disturbed_pairs: int = 0  # pairs left out: another process used the machine during them
     step: Paired | None = None
     epoch: Paired | None = None
+    excess: Paired | None = None
     verdict: str = UNKNOWN
-    judged_by: str = ""  # which sample decided: "step", "epoch"
+    judged_by: str = ""  # which sample decided: "step", "epoch", "excess" (or "counters")
     counters: dict | None = None  # fer.bench.counts' judgement of the two sides' counters
     why: str | None = None
     seconds: dict = field(default_factory=dict)  # "pairs": its pairs; "whole": start to end
@@ -225,8 +230,9 @@ class Benchmark:
 
     def to_dict(self) -> dict:
         out = asdict(self)
-        out["step"] = self.step.to_dict() if self.step else None
-        out["epoch"] = self.epoch.to_dict() if self.epoch else None
+        for sample in SAMPLES:
+            judged = getattr(self, sample)
+            out[sample] = judged.to_dict() if judged else None
         return out
 
     @property
@@ -236,17 +242,26 @@ class Benchmark:
     @property
     def shown(self) -> Paired | None:
         """The judgement the row shows: the sample that decided."""
-        return self.epoch if self.judged_by == "epoch" else self.step
+        return getattr(self, self.judged_by) if self.judged_by in SAMPLES else self.step
+
+    def judged(self) -> list[tuple[str, Paired]]:
+        """Its samples judged so far, with their names."""
+        return [(s, getattr(self, s)) for s in SAMPLES if getattr(self, s) is not None]
 
 
 def sample_seconds(record: dict, sample: str) -> float | None:
     """One epoch's time of ``sample``: the whole ``train_epoch`` call (``call_s``; the engine's
-    wall time where the call was not timed), or the typical step (storage.STEP_QUANTILE, the
-    suite's step sample) x the steps."""
+    wall time where the call was not timed), the typical step (storage.STEP_QUANTILE, the
+    suite's step sample) x the steps, or the excess: the first over the second (a ratio, not
+    seconds: the log of B's over A's is the change of what the typical step does not explain)."""
+    whole = record.get("call_s") or record.get("wall_s")
     if sample == "epoch":
-        return record.get("call_s") or record.get("wall_s")
+        return whole
     typical, steps = (record.get("step_s") or {}).get(STEP_QUANTILE), record.get("steps")
-    return typical * steps if typical and steps else None
+    step = typical * steps if typical and steps else None
+    if sample == "excess":
+        return whole / step if whole and step else None
+    return step
 
 
 def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks: int,
@@ -256,22 +271,23 @@ def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks:
     and the samples (``priors``: the run's pooled pair variance per sample; ``process``: the
     process noise per sample, :data:`PROCESS_NOISE` where not given; ``discovered``: the
     Benjamini-Hochberg step the run reached, :func:`discoveries`: 1 is Bonferroni); set its
-    verdict: the typical step's, unless only the whole epoch found a change."""
+    verdict: the typical step's, unless only the whole epoch found a change, or neither did
+    and the excess did (a stall or a tail the typical step cannot see, which the whole epoch's
+    noise hid)."""
     per = alpha / max(benchmarks, 1) / LOOKS * max(discovered, 1)
     priors, process = priors or {}, process or {}
-    b.step = judge(b.logs("step"), sample="step", threshold=threshold,
-                   alpha=per * (1 - EPOCH_SHARE), prior=priors.get("step"),
-                   process_noise=process.get("step", PROCESS_NOISE), processes=b.processes,
-                   same_alpha=alpha)
-    b.epoch = judge(b.logs("epoch"), sample="epoch", threshold=threshold,
-                    alpha=per * EPOCH_SHARE, prior=priors.get("epoch"),
-                    process_noise=process.get("epoch", PROCESS_NOISE), processes=b.processes,
-                    same_alpha=alpha)
+    for sample in SAMPLES:
+        setattr(b, sample, judge(b.logs(sample), sample=sample, threshold=threshold,
+                                 alpha=per * SHARES[sample], prior=priors.get(sample),
+                                 process_noise=process.get(sample, PROCESS_NOISE),
+                                 processes=b.processes, same_alpha=alpha))
     moved = (REGRESSED, IMPROVED)
     if b.step.pairs == 0:  # no step times (an older side): the whole epoch alone
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"
     elif b.step.verdict not in moved and b.epoch.verdict in moved:
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"
+    elif b.step.verdict not in moved and b.excess.verdict in moved:
+        b.verdict, b.judged_by = b.excess.verdict, "excess"
     elif b.step.verdict == UNCHANGED and b.epoch.verdict == UNKNOWN:
         # the typical step is the same, the whole epoch not yet known: more pairs would tell
         b.verdict, b.judged_by = UNKNOWN, "epoch"
@@ -309,9 +325,9 @@ def discoveries(benches: list[Benchmark], *, alpha: float, benchmarks: int) -> i
     for b in benches:
         if b.busy:
             continue
-        for judged, share in ((b.step, 1 - EPOCH_SHARE), (b.epoch, EPOCH_SHARE)):
-            if judged is not None and judged.pairs >= 2:
-                ratios.append(judged.p_value / (per * share))
+        for sample, judged in b.judged():
+            if judged.pairs >= 2:
+                ratios.append(judged.p_value / (per * SHARES[sample]))
     ratios.sort()
     found = [k for k, r in enumerate(ratios, 1) if r <= k]
     return max(found, default=1)
@@ -358,22 +374,23 @@ class RunShift:
 
 
 def run_shifts(benches: list[Benchmark], *, threshold: float, alpha: float) -> list[RunShift]:
-    """The run as a whole on both samples, ``alpha`` split as a benchmark's is (the typical
-    step 1 - EPOCH_SHARE, the whole epoch EPOCH_SHARE)."""
-    found = [run_shift(benches, threshold=threshold, alpha=alpha * (1 - EPOCH_SHARE)),
-             run_shift(benches, threshold=threshold, alpha=alpha * EPOCH_SHARE, sample="epoch")]
+    """The run as a whole on each sample, ``alpha`` split as a benchmark's is (:data:`SHARES`)."""
+    found = [run_shift(benches, threshold=threshold, alpha=alpha * SHARES[sample], sample=sample)
+             for sample in SAMPLES]
     return [s for s in found if s is not None]
 
 
 def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float,
               sample: str = "step") -> RunShift | None:
     """The benchmarks' mean change of one sample (``step``: each benchmark's typical step, or
-    its whole epoch where it has no step times; ``epoch``: the whole epoch) and its t interval
-    from their spread: a change the whole run shares is seen here long before any one
-    benchmark can see it."""
+    its whole epoch where it has no step times; ``epoch``: the whole epoch; ``excess``: the
+    excess, where it has step times) and its t interval from their spread: a change the whole
+    run shares is seen here long before any one benchmark can see it."""
     changes = []
     for b in benches:
-        shown = b.step if sample == "step" and b.step is not None and b.step.pairs else b.epoch
+        shown = getattr(b, sample)
+        if sample == "step" and (shown is None or not shown.pairs):
+            shown = b.epoch
         if shown is not None and shown.pairs >= 2 and b.verdict != INCONCLUSIVE:
             changes.append(math.log1p(shown.change))
     n = len(changes)

@@ -52,7 +52,7 @@ def _rows(result) -> list[tuple]:
         j = b.shown
         noise = f"{100 * j.noise:.1f}%" if j is not None and j.noise == j.noise else "-"
         mde = f"{100 * j.mde:.1f}%" if j is not None and j.mde < 10 else "-"
-        by = {"epoch": "epoch", "step": "step", "counters": "counts"}.get(b.judged_by, "-")
+        by = {"counters": "counts"}.get(b.judged_by, b.judged_by or "-")
         out.append((short_name(b.name), str(len(b.pairs)), pct(j.change if j else None),
                     interval(j), noise, mde, _counts(b), by,
                     b.verdict.upper() if b.verdict == REGRESSED else b.verdict))
@@ -67,7 +67,8 @@ def _shift_lines(result) -> list[str]:
     out = []
     for s in result.shifts:
         verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
-        what = "the typical step" if s.sample == "step" else "the whole epoch"
+        what = {"step": "the typical step", "epoch": "the whole epoch",
+                "excess": "the excess"}[s.sample]
         out.append(f"the run as a whole ({s.benchmarks} benchmarks, {what}): {pct(s.change)} "
                    f"{interval(s)}, MDE {100 * s.mde:.1f}%: {verdict}")
     return out
@@ -115,7 +116,8 @@ def format_table(result) -> str:
     lines.append("")
     lines.append("change = B / A - 1 over the pairs (each pair: one epoch of A and one of B, "
                  "back to back); judged by = the sample that decided: step (the typical step x "
-                 "steps), epoch (the whole epoch), counts (an exact counter rose)")
+                 "steps), epoch (the whole epoch), excess (the whole epoch over the typical "
+                 "step x steps: a stall or a tail), counts (an exact counter rose)")
     for line in (*_shift_lines(result), _pairing_line(result)):
         if line:
             lines.append(line)
@@ -237,9 +239,10 @@ def register(sub, full: bool = True) -> None:
                     "cancels within each pair. After each pair a benchmark is regressed or "
                     "improved (its interval excludes zero), "
                     "unchanged (its interval within +-threshold) or unknown (more pairs would "
-                    "tell); it stops when it is known or its share of --budget is spent. Both "
-                    "the typical step and the whole epoch are judged (a stall in some steps or "
-                    "work after the step loop is seen). Then both sides count a few steps "
+                    "tell); it stops when it is known or its share of --budget is spent. The "
+                    "typical step, the whole epoch and the excess (the whole epoch over the "
+                    "typical step x steps) are judged (a stall in some steps or work after the "
+                    "step loop is seen). Then both sides count a few steps "
                     "exactly (aten ops, host reads, allocations, copies): a count that rose is "
                     "a regression whatever the clock says. Pairs during which other processes "
                     "used the machine are left out (inconclusive when most were).",

@@ -42,6 +42,7 @@ from fer.bench.paired import (
     MIN_PAIRS,
     PROCESSES,
     REGRESSED,
+    SAMPLES,
     UNCHANGED,
     UNKNOWN,
     VERDICTS,
@@ -308,7 +309,7 @@ class ABResult:
     candidate: Side
     options: ABOptions
     benchmarks: list[Benchmark]
-    shifts: list[RunShift]  # the run as a whole: the typical step, the whole epoch
+    shifts: list[RunShift]  # the run as a whole: the typical step, the whole epoch, the excess
     seconds: float
     pairing: dict = field(default_factory=dict)  # what alternating bought, measured
     notes: list[str] = field(default_factory=list)
@@ -540,13 +541,13 @@ def overrun_notes(judged: list[Benchmark], took: float, options: ABOptions) -> l
 def _priors(benches: list[Benchmark]) -> dict:
     """The run's pooled pair variance per sample, from the benchmarks measured so far."""
     return {sample: prior_of([b.logs(sample) for b in benches if b.skipped is None])
-            for sample in ("step", "epoch")}
+            for sample in SAMPLES}
 
 
 def _process(benches: list[Benchmark]) -> dict:
     """The process noise per sample, moderated by the benchmarks measured so far."""
     judged = [b for b in benches if b.skipped is None]
-    return {sample: process_noise_of(judged, sample) for sample in ("step", "epoch")}
+    return {sample: process_noise_of(judged, sample) for sample in SAMPLES}
 
 
 @dataclass
@@ -630,8 +631,7 @@ def _measure_point(workers: list[dict[str, Worker]], name: str, experiment: str,
     if len(b.pairs) >= 2:
         judge_benchmark(b, threshold=options.threshold, alpha=alpha / 2, benchmarks=benchmarks,
                         priors=priors, process=process)
-    moved = any(j is not None and abs(j.change) >= options.threshold / 3
-                for j in (b.step, b.epoch))
+    moved = any(abs(j.change) >= options.threshold / 3 for _, j in b.judged())
     if moved or judge_counters(new, [old]).verdict != COUNT_UNCHANGED:
         # the profiled step breakdown of both sides: the why of a benchmark that moved
         breakdown = {side: w.ask({"op": "breakdown"})["step_breakdown"]
