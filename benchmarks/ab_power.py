@@ -259,7 +259,8 @@ def summarize_ab(out: Path) -> list[str]:
         excess = [j["excess"] for j in judged if "excess" in j]
         flagged = (f"{sum(x['verdict'] == REGRESSED for x in runs)} / "
                    f"{sum(x['verdict'] == REGRESSED for x in epochs)} / "
-                   + (f"{sum(x['verdict'] == REGRESSED for x in excess)}" if excess else "-")
+                   + (f"{sum(x['verdict'] == REGRESSED and x.get('counted', True) for x in excess)}"
+                      if excess else "-")
                    + f" of {len(runs)}")
         shares = [_share(r["rows"], REGRESSED) for r in results]
         counters = [sum((row.get("counters") or {}).get("verdict") == REGRESSED

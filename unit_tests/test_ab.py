@@ -132,6 +132,14 @@ def test_bisect_says_why_it_could_not_isolate(tmp_path, monkeypatch, capsys):
     assert budgets == [30, 60]  # an unknown step is asked once more, with twice the budget
 
 
+def test_an_excess_shift_that_is_not_counted_does_not_fail_the_run():
+    sped_up = _fake_result(False)
+    sped_up.shifts.append(RunShift(8, 0.025, 0.02, 0.03, 0.01, REGRESSED, "excess", False))
+    assert not sped_up.failed and outcome(sped_up) == "good"
+    sped_up.shifts[-1].counted = True  # a stall: the whole epoch moved its way
+    assert sped_up.failed and outcome(sped_up) == "bad"
+
+
 def test_outcome_of_a_step():
     assert outcome(_fake_result(True)) == "bad"
     assert outcome(_fake_result(False)) == "good"
@@ -174,7 +182,7 @@ def test_fer_ab_of_two_commits_names_the_planted_op(tmp_path):
     result = json.loads(done.stdout)
     (row,) = result["rows"]
     assert row["fullname"] == "test_optimizer[sgd]" and row["verdict"] == REGRESSED
-    assert row["judged_by"] in ("counters", "step", "epoch")
+    assert row["judged_by"] in ("counters", "step", "epoch", "excess")
     assert row["counters"]["verdict"] == REGRESSED
     detail = row["counters"]["detail"]
     assert "aten ops/step" in detail and "+1: aten::sum" in detail
@@ -307,14 +315,16 @@ def test_a_budget_too_small_for_the_selection_is_said_at_once(monkeypatch, tmp_p
     benches, warnings = _run_points(monkeypatch, tmp_path, 10, budget=60)
     assert all(len(b.pairs) == 4 for b in benches)  # each still gets its first look
     assert ab.least_seconds(benches, 4) == pytest.approx(40.0)
-    assert warnings == ["warning: --budget 60 s cannot give 10 benchmarks their first 4 pairs: "
-                        "each needs about 40 s at least, so this run will take about 400 s; "
-                        "select fewer with -k, or raise --budget"]
+    assert warnings == ["warning: --budget 60 s is too small for 10 benchmarks: each takes "
+                        "about 40 s at least (its workers and its first 4 pairs), so this run "
+                        "will take about 400 s; select fewer with -k, or raise --budget"]
     assert ab.overrun_notes(benches, 400.0, ABOptions(budget=60)) == [
         "the run took 400 s, over its --budget of 60 s: each of its 10 benchmarks needs about "
         "40 s at least (its workers and its first 4 pairs); select fewer with -k, or raise "
         "--budget"]
     assert ab.overrun_notes(benches, 70.0, ABOptions(budget=60)) == []  # within 20%
+    # over by 20%, but the first looks fit the budget: something else took the time
+    assert ab.overrun_notes(benches, 600.0, ABOptions(budget=400)) == []
     assert _run_points(monkeypatch, tmp_path, 10, budget=600)[1] == []  # it fits: no word
 
 

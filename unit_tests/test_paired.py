@@ -185,6 +185,45 @@ def test_a_stall_the_whole_epoch_s_noise_hides_is_judged_by_the_excess():
     assert set(b.to_dict()) >= {"step", "epoch", "excess"}
 
 
+def _sped_up_run(seed=0):
+    """8 benchmarks whose every step is 20% faster (sd 0.5% a pair) under the same per-epoch
+    work (30% of the base epoch): the whole epoch -14%, the excess +7.5%."""
+    rng, benches = random.Random(seed), []
+    for i in range(8):
+        pairs = []
+        for j in range(6):
+            step = 0.8 * math.exp(rng.gauss(0, 0.005))
+            rec_a = {"wall_s": 1.0, "steps": 10, "step_s": {"q25": 0.07}}
+            rec_b = {"wall_s": 0.7 * step + 0.3, "steps": 10, "step_s": {"q25": 0.07 * step}}
+            pairs.append({"a": rec_a, "b": rec_b, "order": "AB", "proc": j % 2})
+        benches.append(Benchmark(f"t{i}", pairs=pairs))
+    return benches
+
+
+def test_a_faster_step_under_fixed_work_is_never_a_regression_of_the_excess():
+    """The excess rises when every step gets faster and the per-epoch work stays: it must not
+    turn a speed-up into a regression, of a row or of the run (its shift is not counted)."""
+    from fer.bench.paired import excess_counts, judge_all, run_shifts
+
+    benches = _sped_up_run()
+    priors = {s: (0.005 ** 2, 12.0) for s in ("step", "epoch", "excess")}  # as the run pools
+    judge_all(benches, threshold=0.05, alpha=0.025, benchmarks=8, priors=priors)
+    assert all(b.excess.verdict == REGRESSED for b in benches)  # the excess did rise ...
+    assert {b.verdict for b in benches} == {IMPROVED}  # ... the training got faster
+    step, epoch, excess = run_shifts(benches, threshold=0.05, alpha=0.025)
+    assert step.verdict == epoch.verdict == IMPROVED
+    assert excess.verdict == REGRESSED and excess.counted is False
+    assert step.counted and epoch.counted
+    # a row whose step and epoch are not yet known, the epoch faster, the excess higher
+    b = benches[0]
+    b.step.verdict, b.epoch.verdict = UNKNOWN, UNKNOWN
+    assert not excess_counts(b.excess, b.epoch, b.step)
+    b.epoch.change = 0.04  # the whole epoch slower, its way: then it speaks
+    assert excess_counts(b.excess, b.epoch, b.step)
+    b.epoch.verdict = UNCHANGED  # shown within the threshold: the excess cannot overrule it
+    assert not excess_counts(b.excess, b.epoch, b.step)
+
+
 def _shifted_run(change, n_benches=8, pairs=6, sd=0.015, seed=0, processes=2):
     benches = []
     for i in range(n_benches):

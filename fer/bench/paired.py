@@ -267,13 +267,13 @@ def sample_seconds(record: dict, sample: str) -> float | None:
 def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks: int,
                     priors: dict[str, Prior | None] | None = None,
                     process: dict[str, float] | None = None, discovered: int = 1) -> None:
-    """Judge ``b`` on both samples with the run's alpha split over ``benchmarks``, the looks
+    """Judge ``b`` on each of :data:`SAMPLES`, the run's alpha split over ``benchmarks``, the looks
     and the samples (``priors``: the run's pooled pair variance per sample; ``process``: the
     process noise per sample, :data:`PROCESS_NOISE` where not given; ``discovered``: the
     Benjamini-Hochberg step the run reached, :func:`discoveries`: 1 is Bonferroni); set its
     verdict: the typical step's, unless only the whole epoch found a change, or neither did
     and the excess did (a stall or a tail the typical step cannot see, which the whole epoch's
-    noise hid)."""
+    noise hid) where :func:`excess_counts`."""
     per = alpha / max(benchmarks, 1) / LOOKS * max(discovered, 1)
     priors, process = priors or {}, process or {}
     for sample in SAMPLES:
@@ -286,13 +286,27 @@ def judge_benchmark(b: Benchmark, *, threshold: float, alpha: float, benchmarks:
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"
     elif b.step.verdict not in moved and b.epoch.verdict in moved:
         b.verdict, b.judged_by = b.epoch.verdict, "epoch"
-    elif b.step.verdict not in moved and b.excess.verdict in moved:
+    elif b.step.verdict not in moved and excess_counts(b.excess, b.epoch, b.step):
         b.verdict, b.judged_by = b.excess.verdict, "excess"
     elif b.step.verdict == UNCHANGED and b.epoch.verdict == UNKNOWN:
         # the typical step is the same, the whole epoch not yet known: more pairs would tell
         b.verdict, b.judged_by = UNKNOWN, "epoch"
     else:
         b.verdict, b.judged_by = b.step.verdict, "step"
+
+
+def excess_counts(excess, epoch, step) -> bool:
+    """Whether a DIFFERENT excess speaks of the training (each a :class:`Paired` or a
+    :class:`RunShift`): only where the whole epoch moved its way (a change of the same sign, not
+    shown the same) and the typical step did not move the other way. A faster step under the
+    same per-epoch work (the loader's start, the work after the loop) raises the excess
+    without slowing anything."""
+    if excess is None or excess.verdict not in (REGRESSED, IMPROVED) or epoch is None:
+        return False
+    if epoch.verdict == UNCHANGED or (epoch.change > 0) != (excess.change > 0):
+        return False
+    opposite = IMPROVED if excess.verdict == REGRESSED else REGRESSED
+    return step is None or step.verdict != opposite
 
 
 def judge_all(benches: list[Benchmark], *, threshold: float, alpha: float, benchmarks: int,
@@ -368,6 +382,7 @@ class RunShift:
     mde: float
     verdict: str
     sample: str = "step"
+    counted: bool = True  # False: an excess that moved where the whole epoch did not
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -375,9 +390,12 @@ class RunShift:
 
 def run_shifts(benches: list[Benchmark], *, threshold: float, alpha: float) -> list[RunShift]:
     """The run as a whole on each sample, ``alpha`` split as a benchmark's is (:data:`SHARES`)."""
-    found = [run_shift(benches, threshold=threshold, alpha=alpha * SHARES[sample], sample=sample)
-             for sample in SAMPLES]
-    return [s for s in found if s is not None]
+    found = {sample: run_shift(benches, threshold=threshold, alpha=alpha * SHARES[sample],
+                               sample=sample) for sample in SAMPLES}
+    excess = found["excess"]
+    if excess is not None and excess.verdict in (REGRESSED, IMPROVED):
+        excess.counted = excess_counts(excess, found["epoch"], found["step"])
+    return [s for s in found.values() if s is not None]
 
 
 def run_shift(benches: list[Benchmark], *, threshold: float, alpha: float,

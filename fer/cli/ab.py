@@ -69,8 +69,9 @@ def _shift_lines(result) -> list[str]:
         verdict = s.verdict.upper() if s.verdict == REGRESSED else s.verdict
         what = {"step": "the typical step", "epoch": "the whole epoch",
                 "excess": "the excess"}[s.sample]
+        aside = "" if s.counted else " (not counted: the whole epoch did not move its way)"
         out.append(f"the run as a whole ({s.benchmarks} benchmarks, {what}): {pct(s.change)} "
-                   f"{interval(s)}, MDE {100 * s.mde:.1f}%: {verdict}")
+                   f"{interval(s)}, MDE {100 * s.mde:.1f}%: {verdict}{aside}")
     return out
 
 

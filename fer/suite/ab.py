@@ -325,7 +325,8 @@ class ABResult:
 
     @property
     def failed(self) -> bool:
-        return bool(self.regressed) or any(s.verdict == REGRESSED for s in self.shifts)
+        return bool(self.regressed) or any(s.verdict == REGRESSED and s.counted
+                                           for s in self.shifts)
 
     @property
     def shift(self) -> RunShift | None:
@@ -504,9 +505,9 @@ def _measure_points(points: list, base: Side, candidate: Side, options: ABOption
         took = time.perf_counter() - start
         if not warned and least and remaining and took + remaining * least > OVERRUN * options.budget:
             warned = True  # said once, as soon as the first benchmarks show it
-            progress(f"warning: --budget {options.budget:g} s cannot give {len(points)} "
-                     f"benchmarks their first {options.first_look} pairs: each needs about "
-                     f"{least:.0f} s at least, so this run will take about "
+            progress(f"warning: --budget {options.budget:g} s is too small for {len(points)} "
+                     f"benchmarks: each takes about {least:.0f} s at least (its workers and its "
+                     f"first {options.first_look} pairs), so this run will take about "
                      f"{took + remaining * least:.0f} s; select fewer with -k, or raise --budget")
 
 
@@ -529,9 +530,10 @@ def least_seconds(benches: list[Benchmark], first_look: int) -> float | None:
 
 
 def overrun_notes(judged: list[Benchmark], took: float, options: ABOptions) -> list[str]:
-    """A line when the run took over OVERRUN times its budget, with what a benchmark needs."""
+    """A line when the run took over OVERRUN times its budget because its benchmarks' first
+    looks alone needed more than the budget (what each needs, the fix)."""
     least = least_seconds(judged, options.first_look)
-    if took <= OVERRUN * options.budget or not least:
+    if took <= OVERRUN * options.budget or not least or least * len(judged) <= options.budget:
         return []
     return [f"the run took {took:.0f} s, over its --budget of {options.budget:g} s: each of its "
             f"{len(judged)} benchmarks needs about {least:.0f} s at least (its workers and its "
