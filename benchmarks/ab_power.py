@@ -21,7 +21,10 @@ the history, on the same machine in the same hour. ``--bisect`` plants a 5% slow
 of a chain of 8 and runs ``fer bisect``. ``--busy`` runs the suite, and a ``fer ab`` A/A, each
 beside a second suite running at the same time, and judges the suite run against the quiet
 HEAD runs of ``--compare``. The summary prints, per plant, what each method
-flagged, with the trials' spread; ``--summary-only`` reprints it from ``--out``.
+flagged, with the trials' spread; ``--summary-only`` reprints it from ``--out``. A second
+table judges every stored trial's benchmarks again from their recorded pairs with today's
+statistics (``fer ab``'s final judgement, the counters as recorded): trials of an earlier
+design read the same way as new ones.
 
     python benchmarks/ab_power.py --out .ab-power --plants aa,slow3 --trials 5 -k optimizer
     python benchmarks/ab_power.py --out .ab-power --plants stall8,tail20 --compare -k optimizer
@@ -282,6 +285,72 @@ def summarize_ab(out: Path) -> list[str]:
     return lines
 
 
+def rejudge(result: dict) -> tuple[list[str], dict]:
+    """The benchmarks' verdicts of one stored ``fer ab`` trial, judged again from its recorded
+    pairs by today's statistics (as ``fer ab`` judges at its end: the run's pooled variance and
+    process noise, the step-up; a counter that regressed, or a busy benchmark, as recorded),
+    and the run as a whole per sample (its RunShift, by sample)."""
+    from fer.bench.paired import INCONCLUSIVE, judge_all
+    from fer.suite.ab import _priors, _process
+
+    options, benches, verdicts = result["options"], [], []
+    for row in result["rows"]:
+        if row.get("skipped"):
+            continue
+        benches.append(Benchmark(row["fullname"], pairs=row.get("pairs") or [],
+                                 disturbed_pairs=row.get("disturbed_pairs", 0)))
+    judge_all([b for b in benches if len(b.pairs) >= 2], threshold=options["threshold"],
+              alpha=(1 - options["confidence"]) / 2, benchmarks=len(benches),
+              priors=_priors(benches), process=_process(benches))
+    rows = [r for r in result["rows"] if not r.get("skipped")]
+    for b, row in zip(benches, rows):
+        if (row.get("counters") or {}).get("verdict") == REGRESSED:
+            verdicts.append(REGRESSED)
+        elif b.busy:
+            verdicts.append(INCONCLUSIVE)
+        else:
+            verdicts.append(b.verdict)
+    for b, verdict in zip(benches, verdicts):
+        b.verdict = verdict  # an inconclusive benchmark stays out of the run as a whole
+    found = run_shifts([b for b in benches if len(b.pairs) >= 2], threshold=options["threshold"],
+                       alpha=(1 - options["confidence"]) / 2)
+    return verdicts, {s.sample: s for s in found}
+
+
+def summarize_rejudged(out: Path) -> list[str]:
+    lines = ["", "Judged again from the recorded pairs by today's statistics:", "",
+             "| plant | trials | run as a whole regressed (typical step / whole epoch / excess) "
+             "| benchmarks regressed (median, range) | improved | unchanged | unknown | trials "
+             "with a false flag (A/A) |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name in PLANTS:
+        files = sorted((out / "ab").glob(f"{name}-*.json"))
+        if not files:
+            continue
+        both = [rejudge(json.loads(f.read_text())) for f in files]
+        judged = [v for v, _ in both]
+        runs = " / ".join(str(sum(s.get(sample) is not None and s[sample].verdict == REGRESSED
+                                  and s[sample].counted for _, s in both))
+                          for sample in ("step", "epoch", "excess"))
+
+        def share(verdict, judged=judged):
+            return [v.count(verdict) / max(len(v), 1) for v in judged]
+
+        regressed = share(REGRESSED)
+        moved = (REGRESSED, "improved")
+        flagged = sum(any(x in moved for x in v)
+                      or any(r.verdict in moved and r.counted for r in s.values())
+                      for v, s in both)
+        false = f"{flagged}/{len(both)}" if name == "aa" else "-"
+        lines.append(
+            f"| {name} | {len(judged)} | {runs} of {len(both)} | "
+            f"{100 * statistics.median(regressed):.0f}% "
+            f"({100 * min(regressed):.0f}-{100 * max(regressed):.0f}%) | "
+            f"{sum(v.count('improved') for v in judged)} | "
+            f"{sum(v.count('unchanged') for v in judged)} | "
+            f"{sum(v.count('unknown') for v in judged)} | {false} |")
+    return lines if len(lines) > 5 else []
+
+
 def process_noise(out: Path) -> list[str]:
     """The A/A trials' benchmarks: the spread of their changes beyond what their pairs explain
     (the speed difference of two processes of the same code)."""
@@ -396,7 +465,8 @@ def main(argv: list[str] | None = None) -> int:
             result["expected"] = expected
             (out / "bisect.json").write_text(json.dumps(result))
             git(repo, "checkout", "-q", "--detach", head)
-    for line in [*summarize_ab(out), *process_noise(out), *summarize_compare(out),
+    for line in [*summarize_ab(out), *summarize_rejudged(out), *process_noise(out),
+                 *summarize_compare(out),
                  *summarize_busy(out), *summarize_bisect(out)]:
         print(line)
     return 0
