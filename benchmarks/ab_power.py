@@ -290,31 +290,22 @@ def rejudge(result: dict) -> tuple[list[str], dict]:
     pairs by today's statistics (as ``fer ab`` judges at its end: the run's pooled variance and
     process noise, the step-up; a counter that regressed, or a busy benchmark, as recorded),
     and the run as a whole per sample (its RunShift, by sample)."""
-    from fer.bench.paired import INCONCLUSIVE, judge_all
-    from fer.suite.ab import _priors, _process
+    from fer.bench.paired import judge_all
+    from fer.suite.ab import _priors, _process, settle
 
-    options, benches, verdicts = result["options"], [], []
-    for row in result["rows"]:
-        if row.get("skipped"):
-            continue
-        benches.append(Benchmark(row["fullname"], pairs=row.get("pairs") or [],
-                                 disturbed_pairs=row.get("disturbed_pairs", 0)))
+    options = result["options"]
+    rows = [row for row in result["rows"] if not row.get("skipped")]
+    benches = [Benchmark(row["fullname"], pairs=row.get("pairs") or [],
+                         disturbed_pairs=row.get("disturbed_pairs", 0)) for row in rows]
+    alpha = (1 - options["confidence"]) / 2
     judge_all([b for b in benches if len(b.pairs) >= 2], threshold=options["threshold"],
-              alpha=(1 - options["confidence"]) / 2, benchmarks=len(benches),
-              priors=_priors(benches), process=_process(benches))
-    rows = [r for r in result["rows"] if not r.get("skipped")]
+              alpha=alpha, benchmarks=len(benches), priors=_priors(benches),
+              process=_process(benches))
     for b, row in zip(benches, rows):
-        if (row.get("counters") or {}).get("verdict") == REGRESSED:
-            verdicts.append(REGRESSED)
-        elif b.busy:
-            verdicts.append(INCONCLUSIVE)
-        else:
-            verdicts.append(b.verdict)
-    for b, verdict in zip(benches, verdicts):
-        b.verdict = verdict  # an inconclusive benchmark stays out of the run as a whole
-    found = run_shifts([b for b in benches if len(b.pairs) >= 2], threshold=options["threshold"],
-                       alpha=(1 - options["confidence"]) / 2)
-    return verdicts, {s.sample: s for s in found}
+        settle(b, (row.get("counters") or {}).get("verdict"))
+    # (an inconclusive benchmark stays out of the run as a whole)
+    found = run_shifts(benches, threshold=options["threshold"], alpha=alpha)
+    return [b.verdict for b in benches], {s.sample: s for s in found}
 
 
 def summarize_rejudged(out: Path) -> list[str]:
@@ -331,11 +322,7 @@ def summarize_rejudged(out: Path) -> list[str]:
         runs = " / ".join(str(sum(s.get(sample) is not None and s[sample].verdict == REGRESSED
                                   and s[sample].counted for _, s in both))
                           for sample in ("step", "epoch", "excess"))
-
-        def share(verdict, judged=judged):
-            return [v.count(verdict) / max(len(v), 1) for v in judged]
-
-        regressed = share(REGRESSED)
+        regressed = [v.count(REGRESSED) / max(len(v), 1) for v in judged]
         moved = (REGRESSED, "improved")
         flagged = sum(any(x in moved for x in v)
                       or any(r.verdict in moved and r.counted for r in s.values())

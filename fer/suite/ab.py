@@ -683,19 +683,26 @@ def _different_steps(ran: dict[tuple[int, str], dict], processes: int) -> str:
     return ""
 
 
+def settle(b: Benchmark, counters_verdict: str | None) -> None:
+    """A benchmark's final verdict beyond its time: inconclusive on a busy machine (the clock
+    cannot tell; the counts still can: a busy machine does not move them), regressed when a
+    gated counter rose (``counters_verdict``: fer.bench.counts' verdict)."""
+    if b.busy:
+        b.verdict = INCONCLUSIVE
+    if counters_verdict == COUNT_REGRESSED:
+        b.verdict, b.judged_by = REGRESSED, "counters"
+
+
 def _finish(point: _Point) -> None:
-    """A benchmark's final verdict beyond its time: inconclusive on a busy machine, regressed
-    when a gated counter rose; the why of one that moved."""
+    """A benchmark's final verdict beyond its time (:func:`settle`); the why of one that
+    moved."""
     b = point.bench
     if b.skipped is not None:
         return
     busy = b.busy
-    if busy:  # the clock cannot tell; the counts still can (a busy machine does not move them)
-        b.verdict = INCONCLUSIVE
     counted = judge_counters(point.new, [point.old])
     b.counters = counted.to_dict()
-    if counted.verdict == COUNT_REGRESSED:
-        b.verdict, b.judged_by = REGRESSED, "counters"
+    settle(b, counted.verdict)
     if b.verdict in (REGRESSED, IMPROVED) or counted.verdict != COUNT_UNCHANGED:
         shown = b.shown
         b.why = explain(point.new, [point.old], None if busy else
